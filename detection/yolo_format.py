@@ -145,6 +145,7 @@ def read_yolo_label(path: str | os.PathLike, width: int, height: int) -> tuple[n
 
 
 def data_yaml_text(root: str | os.PathLike, names: tuple[str, ...] | list[str] = CLASS_NAMES) -> str:
+    """The text of ``data.yaml`` for a dataset at ``root`` (written as an absolute path)."""
     root = Path(root).resolve()
     lines = [
         "# YOLO dataset (ultralytics layout), written by cobot-twin",
@@ -163,10 +164,18 @@ def _yaml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def write_data_yaml(root: str | os.PathLike, names: tuple[str, ...] | list[str] = CLASS_NAMES) -> Path:
-    """Write ``ROOT/data.yaml`` (absolute ``path``, ``train/val/test: images/SPLIT``, ``names`` as {id: name})."""
+def write_data_yaml(
+    root: str | os.PathLike,
+    names: tuple[str, ...] | list[str] = CLASS_NAMES,
+    dataset_path: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``ROOT/data.yaml`` (absolute ``path``, ``train/val/test: images/SPLIT``, ``names`` as {id: name}).
+
+    ``dataset_path``: the folder ``path:`` names, when the files are written in a temporary
+    folder that is renamed to it afterwards (default: ``root``).
+    """
     root = Path(root)
-    return write_text_atomic(root / "data.yaml", data_yaml_text(root, names))
+    return write_text_atomic(root / "data.yaml", data_yaml_text(root if dataset_path is None else dataset_path, names))
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
