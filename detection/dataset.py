@@ -218,8 +218,9 @@ def import_voc(
         used[item.image] = xml
         report.dropped_boxes += dropped
         items.append(item)
+    xml_stems = {x.stem.lower() for x in xmls}  # an image whose XML failed is already reported
     for p in images:
-        if p not in used:
+        if p not in used and p.stem.lower() not in xml_stems:
             report.problems.append(
                 (p, f"{p}: image without annotation (no {p.stem}.xml in {xml_dir}); label it in LabelImg or remove it")
             )
