@@ -87,7 +87,7 @@ def dataset_stats(
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(images, desc=f"stats {split}", unit="img")
+            it = tqdm(images, desc=f"stats {split}", unit="img", disable=None)  # silent when not a terminal
         for img in it:
             label = label_path_for_image(img)
             if not label.exists():
