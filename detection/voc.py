@@ -100,6 +100,13 @@ def _indent(elem: ET.Element, level: int = 0) -> None:
         elem.tail = pad
 
 
+def _int_span(lo: float, hi: float, size: int) -> tuple[int, int]:
+    """Integer edges like LabelImg (min >= 1, max <= size), at least 1 px wide so no box is lost."""
+    a = min(max(1, int(round(lo))), size - 1)
+    b = min(size, max(int(round(hi)), a + 1))
+    return a, b
+
+
 def voc_xml_text(
     image_filename: str,
     width: int,
@@ -132,12 +139,12 @@ def voc_xml_text(
     ET.SubElement(size, "depth").text = str(int(depth))
     ET.SubElement(top, "segmented").text = "0"
     for c, (x1, y1, x2, y2) in zip(cls, xyxy, strict=True):
-        xmin = max(1, int(round(x1)))
-        ymin = max(1, int(round(y1)))
-        xmax = min(width, int(round(x2)))
-        ymax = min(height, int(round(y2)))
-        if xmax <= xmin or ymax <= ymin:
-            continue  # nothing left inside the image at integer precision
+        x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+        y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+        if x2 <= x1 or y2 <= y1:
+            continue  # nothing inside the image: dropped, as in the YOLO label
+        xmin, xmax = _int_span(x1, x2, width)
+        ymin, ymax = _int_span(y1, y2, height)
         obj = ET.SubElement(top, "object")
         ET.SubElement(obj, "name").text = names[int(c)]
         ET.SubElement(obj, "pose").text = "Unspecified"
@@ -164,8 +171,10 @@ def write_voc(
     """Write a LabelImg-style Pascal VOC XML file atomically.
 
     ``image_filename`` is the image's path or name; ``<filename>`` gets its name, ``<folder>``
-    its parent folder's name, ``<path>`` the value as given. Boxes (``xyxy`` pixels) with
-    nothing left inside the image at integer precision are dropped.
+    its parent folder's name, ``<path>`` the value as given. Boxes (``xyxy`` pixels) are
+    clipped to the image; boxes with zero area inside it are dropped (the same rule as
+    :func:`detection.yolo_format.format_yolo_label`, so both files list the same boxes), and
+    every kept box is at least 1 px wide and high.
     """
     return write_text_atomic(path, voc_xml_text(image_filename, width, height, cls, xyxy, names, depth))
 

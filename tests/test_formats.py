@@ -286,3 +286,18 @@ def test_random_augment_reproducible_and_fast():
         random_augment(img, rng)
     per_image_ms = (time.perf_counter() - t0) / 20 * 1000
     assert per_image_ms < 30, f"random_augment took {per_image_ms:.1f} ms per 416x416 image"
+
+
+def test_voc_and_yolo_keep_the_same_boxes(tmp_path):
+    w, h = 50, 40
+    xyxy = np.array(
+        [[0, 0, 1, 1], [49.6, 39.7, 50, 40], [10, 10, 10.3, 10.2], [-5, 3, 0, 9], [60, 1, 70, 5], [3, 3, 40, 30]]
+    )
+    cls = np.array([1, 1, 1, 2, 2, 0])
+    write_voc(tmp_path / "a.xml", "a.jpg", w, h, cls, xyxy)
+    write_yolo_label(tmp_path / "a.txt", cls, xyxy, w, h)
+    ann = read_voc(tmp_path / "a.xml")
+    ycls, yxyxy = read_yolo_label(tmp_path / "a.txt", w, h)
+    assert ann.class_ids().tolist() == ycls.tolist() == [1, 1, 1, 0]  # the two boxes outside the image dropped in both
+    assert np.all(ann.xyxy[:, 2:] - ann.xyxy[:, :2] >= 1)
+    assert np.abs(ann.xyxy - yxyxy).max() <= 1.0
