@@ -11,15 +11,18 @@ So each link frame is its joint's frame and PyBullet link j sits where
 ``ChainModel.frames(q)[j]`` says. Visual and collision use the same meshes.
 
 Atomic: mesh names carry a hash of their bytes, so new meshes never overwrite the ones the
-old URDF uses; the URDF is renamed into place last, then meshes only the old URDF used
-(and no other URDF in the folder uses) are removed. An interruption leaves the old URDF
+old URDF uses; the URDF is renamed into place last. Then mesh files that the old URDF used
+or that this writer made for this robot name (orphans of an interrupted run) are removed
+unless some ``*.urdf`` in the folder still names them. An interruption leaves the old URDF
 with its meshes or the new one with its meshes (plus possibly unused mesh files).
+Two writers of the same robot name into one folder at the same moment may race.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -179,9 +182,18 @@ def _mesh_refs(urdf: Path) -> set[str]:
     return {m.get("filename") for m in mesh_elements(root) if m.get("filename", "").startswith(f"{MESH_DIR}/")}
 
 
-def _remove_stale(folder: Path, stale: set[str]) -> None:
-    """Delete mesh files no URDF in ``folder`` refers to any more."""
-    if not stale:
+def _own_mesh_files(folder: Path, robot: str) -> set[str]:
+    """``meshes/...`` files in ``folder`` that this writer made for ``robot`` (strict name match)."""
+    pattern = re.compile(rf"{re.escape(robot)}__(base_link|link_\d+)_(base|motor|segment)_[0-9a-f]{{10}}\.stl")
+    mesh_dir = folder / MESH_DIR
+    if not mesh_dir.is_dir():
+        return set()
+    return {f"{MESH_DIR}/{p.name}" for p in mesh_dir.iterdir() if pattern.fullmatch(p.name)}
+
+
+def _remove_stale(folder: Path, candidates: set[str]) -> None:
+    """Delete the candidate mesh files that no URDF in ``folder`` refers to."""
+    if not candidates:
         return
     texts = []
     for other in folder.glob("*.urdf"):
@@ -189,7 +201,7 @@ def _remove_stale(folder: Path, stale: set[str]) -> None:
             texts.append(other.read_text(encoding="utf-8", errors="replace"))
         except OSError:
             return  # cannot be sure nothing uses them: keep them
-    for rel in stale:
+    for rel in candidates:
         name = rel[len(MESH_DIR) + 1 :]
         if "/" in name or any(name in t for t in texts):
             continue
@@ -226,5 +238,6 @@ def write_urdf(
         write_text_atomic(path, text)
     except OSError as exc:
         raise OutputError(f"cannot write {path} or its meshes: {exc.strerror}; choose another output folder") from exc
-    _remove_stale(folder, old_refs - set(meshes))
+    robot = sanitize_robot_name(robot_name)
+    _remove_stale(folder, (old_refs | _own_mesh_files(folder, robot)) - set(meshes))
     return path

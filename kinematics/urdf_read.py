@@ -162,10 +162,18 @@ def origin_matrix(element: ET.Element | None, source: str = "URDF") -> np.ndarra
     return T
 
 
+REVOLUTE_TYPES = ("revolute", "continuous")
+
+
 def _serial_joints(root: ET.Element, source: str) -> list[ET.Element]:
+    """Joints from the root link along the one branch that holds every revolute joint.
+
+    Side branches without revolute joints (sensor frames, gripper fingers) are skipped;
+    past the last revolute joint, a plain chain of fixed joints is followed (tool frames).
+    """
     joints = root.findall("joint")
     links = {link.get("name") for link in root.findall("link")}
-    children = {}
+    children: dict[str, list[ET.Element]] = {}
     child_links = set()
     for joint in joints:
         parent = joint.find("parent")
@@ -175,22 +183,45 @@ def _serial_joints(root: ET.Element, source: str) -> list[ET.Element]:
                 f"{source}: joint {joint.get('name')!r} lacks <parent> or <child>; fix the URDF"
             )
         children.setdefault(parent.get("link"), []).append(joint)
+        if child.get("link") in child_links:
+            raise RobotDescriptionError(
+                f"{source}: link {child.get('link')!r} has two parents; the URDF must be a tree"
+            )
         child_links.add(child.get("link"))
     roots = sorted(links - child_links)
     if len(roots) != 1:
         raise RobotDescriptionError(f"{source}: expected one root link, found {roots}; the URDF must be a tree")
-    chain, link, seen = [], roots[0], set()
-    while link in children:
-        if len(children[link]) > 1:
-            raise RobotDescriptionError(
-                f"{source}: link {link!r} has {len(children[link])} child joints; only serial chains can be read back"
-            )
-        joint = children[link][0]
-        chain.append(joint)
-        link = joint.find("child").get("link")
-        if link in seen:
+
+    revolute_below: dict[str, int] = {}
+
+    def count(link: str, depth: int = 0) -> int:
+        if depth > len(joints):
             raise RobotDescriptionError(f"{source}: the joints form a loop at link {link!r}; the URDF must be a tree")
-        seen.add(link)
+        if link not in revolute_below:
+            revolute_below[link] = sum(
+                (j.get("type") in REVOLUTE_TYPES) + count(j.find("child").get("link"), depth + 1)
+                for j in children.get(link, [])
+            )
+        return revolute_below[link]
+
+    count(roots[0])
+    chain, link = [], roots[0]
+    while children.get(link):
+        branches = [
+            j for j in children[link] if j.get("type") in REVOLUTE_TYPES or revolute_below[j.find("child").get("link")]
+        ]
+        if len(branches) > 1:
+            raise RobotDescriptionError(
+                f"{source}: link {link!r} has {len(branches)} branches with revolute joints; "
+                "only serial chains can be read back"
+            )
+        if not branches:  # past the last revolute joint: follow a plain fixed chain to the tool
+            fixed = [j for j in children[link] if j.get("type") == "fixed"]
+            if len(fixed) != 1 or len(children[link]) != 1:
+                break
+            branches = fixed
+        chain.append(branches[0])
+        link = branches[0].find("child").get("link")
     return chain
 
 
@@ -206,7 +237,7 @@ def chain_model_from_urdf(path: str | os.PathLike) -> ChainModel:
         if kind == "fixed":
             pending = pending @ T
             continue
-        if kind not in ("revolute", "continuous"):
+        if kind not in REVOLUTE_TYPES:
             raise RobotDescriptionError(
                 f"{source}: joint {joint.get('name')!r} is {kind!r}; only revolute, continuous and fixed joints are supported"
             )

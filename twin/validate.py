@@ -37,7 +37,7 @@ info = [p.getJointInfo(body, i, physicsClientId=client) for i in range(n)]
 movable = [i for i in range(n) if info[i][2] != p.JOINT_FIXED]
 frames = []
 for q in qs:
-    for k, i in enumerate(movable):
+    for k, i in enumerate(movable[: len(q)]):
         p.resetJointState(body, i, q[k], physicsClientId=client)
     frames.append([list(p.getLinkState(body, i, computeForwardKinematics=True, physicsClientId=client)[4]) for i in range(n)])
 out = {
@@ -92,7 +92,7 @@ def _tail(text: str, n: int = 300) -> str:
 def check_pybullet(urdf: str | os.PathLike, qs: Sequence[Sequence[float]] = ()) -> CheckResult:
     """Load in PyBullet (in a subprocess); joint count must match the URDF.
 
-    With ``qs`` (K configurations of the movable joints), ``info["link_positions"]`` is a
+    With ``qs`` (K configurations of the first movable joints, in URDF order), ``info["link_positions"]`` is a
     (K, num_joints, 3) array of every link frame's world position (metres).
     """
     path = _existing(urdf)
@@ -132,10 +132,11 @@ def check_pybullet(urdf: str | os.PathLike, qs: Sequence[Sequence[float]] = ()) 
 
 def check_mujoco(urdf: str | os.PathLike) -> CheckResult:
     """Compile with MuJoCo; bodies (less MuJoCo's ``world``) must equal the URDF's links."""
-    import mujoco
-
     path = _existing(urdf)
     counts = urdf_counts(path)
+
+    import mujoco
+
     t0 = time.perf_counter()
     try:
         model = mujoco.MjModel.from_xml_path(str(path))
@@ -175,6 +176,7 @@ def find_check_urdf() -> str:
 def check_urdfdom(urdf: str | os.PathLike) -> CheckResult:
     """Run urdfdom's ``check_urdf``; a non-zero exit or any error on stderr fails."""
     path = _existing(urdf)
+    urdf_counts(path)  # refuses entity tricks before handing the file to a C++ parser
     exe = find_check_urdf()
     t0 = time.perf_counter()
     try:
@@ -196,10 +198,11 @@ def check_yourdfpy(urdf: str | os.PathLike) -> CheckResult:
     """Load with yourdfpy (meshes and scene graph included) and run its ``validate()``."""
     import logging
 
-    import yourdfpy
-
     path = _existing(urdf)
     counts = urdf_counts(path)
+
+    import yourdfpy
+
     t0 = time.perf_counter()
     records: list[str] = []
 
