@@ -19,7 +19,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
@@ -103,6 +103,17 @@ def _find_layout(voc_dir: Path) -> tuple[Path, Path]:
     return voc_dir, voc_dir
 
 
+def _check_decodes(image: Path) -> None:
+    """Decode the whole image so truncated or corrupt files are caught before they reach training."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as im:
+            im.load()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DatasetError(f"{image}: cannot decode the image ({exc}); re-export it or remove it") from None
+
+
 def _validate_one(
     xml: Path, images_by_stem: dict[str, Path], img_dir: Path, class_map, drop_unknown: bool
 ) -> tuple[_Item, int]:
@@ -110,15 +121,17 @@ def _validate_one(
     from detection.voc import read_voc
 
     ann = read_voc(xml, class_map)
-    image = None
-    if ann.filename and (img_dir / Path(ann.filename).name).is_file():
-        image = img_dir / Path(ann.filename).name
-    elif xml.stem.lower() in images_by_stem:
-        image = images_by_stem[xml.stem.lower()]
+    # The image with the XML's stem (VOC and LabelImg name them so), else the one <filename> names
+    # (a Windows path there is fine: only its last part counts).
+    named = PureWindowsPath(ann.filename).name if ann.filename else ""
+    image = images_by_stem.get(xml.stem.lower())
+    if image is None and named and (img_dir / named).is_file():
+        image = img_dir / named
     if image is None:
         raise DatasetError(
-            f"{xml}: its image ({ann.filename or xml.stem + '.jpg'}) is not in {img_dir}; add the image or delete the XML"
+            f"{xml}: its image ({named or xml.stem + '.jpg'}) is not in {img_dir}; add the image or delete the XML"
         )
+    _check_decodes(image)
     raw_w, raw_h = raw_image_size(image)
     orientation = read_exif_orientation(image)
     up_w, up_h = upright_size(raw_w, raw_h, orientation)
@@ -138,7 +151,7 @@ def _validate_one(
             ann.class_ids()  # raises with the unknown names and the --map hint
         dropped = int((~known).sum())
     cls = np.array([CLASS_NAMES.index(n) for n, k in zip(ann.names, known, strict=True) if k], dtype=np.int64)
-    return _Item(xml.stem, image, orientation, up_w, up_h, cls, np.asarray(xyxy, np.float32)[known]), dropped
+    return _Item(image.stem, image, orientation, up_w, up_h, cls, np.asarray(xyxy, np.float32)[known]), dropped
 
 
 def _split_counts(n: int, val: float, test: float) -> tuple[int, int]:
@@ -236,10 +249,15 @@ def import_voc(
         split_of[int(idx)] = "test" if rank < n_test else ("val" if rank < n_test + n_val else "train")
     report.per_split = {s: 0 for s in SPLITS}
     with atomic_dir(out) as tmp:
+        taken: set[str] = set()
         for idx, item in enumerate(_progress(items, "importing")):
+            stem = item.stem
+            while stem.lower() in taken:  # a.jpg and a.png would share one label file
+                stem += "_"
+            taken.add(stem.lower())
             split = split_of[idx]
             ext = item.image.suffix.lower()
-            img_path, label_path = layout_paths(tmp, split, item.stem, ext)
+            img_path, label_path = layout_paths(tmp, split, stem, ext)
             img_path.parent.mkdir(parents=True, exist_ok=True)
             if item.orientation == 1:
                 shutil.copyfile(item.image, img_path)

@@ -266,3 +266,26 @@ def test_ultralytics_reads_the_imported_dataset(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "IMAGES 4" in res.stdout
+
+
+def test_import_voc_filename_fallback_and_corrupt_image(tmp_path, capsys):
+    voc, out = tmp_path / "voc", tmp_path / "out"
+    voc.mkdir()
+    _save_jpeg(voc / "photo.jpg", _image_with_red_box(64, 48, (10, 10, 20, 20)))
+    # XML named differently from its image; <filename> holds a Windows path (LabelImg on Windows)
+    write_voc(voc / "renamed.xml", "photo.jpg", 64, 48, np.array([1]), np.array([[10, 10, 20, 20]]))
+    text = (
+        (voc / "renamed.xml")
+        .read_text()
+        .replace("<filename>photo.jpg</filename>", "<filename>C:\\Users\\lab\\photo.jpg</filename>")
+    )
+    (voc / "renamed.xml").write_text(text)
+    good = (voc / "photo.jpg").read_bytes()
+    (voc / "broken.jpg").write_bytes(good[: len(good) // 2])  # truncated JPEG: header fine, pixels missing
+    write_voc(voc / "broken.xml", "broken.jpg", 64, 48, np.array([1]), np.array([[10, 10, 20, 20]]))
+    assert main(["import-voc", str(voc), "-o", str(out), "--val", "0", "--test", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "imported 1 image(s)" in printed
+    assert any("broken.jpg" in line and "cannot decode" in line for line in printed.splitlines()), printed
+    assert [p.name for p in (out / "images" / "train").iterdir()] == ["photo.jpg"]
+    assert (out / "labels" / "train" / "photo.txt").read_text().startswith("1 ")
