@@ -134,10 +134,13 @@ def gaussian_noise(img: np.ndarray, std: float, rng: np.random.Generator | None 
     if std == 0:
         return img.copy()
     rng = rng if rng is not None else np.random.default_rng()
-    noise = rng.standard_normal(img.shape, dtype=np.float32)
-    noise *= np.float32(std)
-    noise += img
-    return np.clip(noise, 0, 255, out=noise).astype(np.uint8)
+    # OpenCV's generator is ~4x faster than numpy's normals; seeding it from ``rng`` keeps the
+    # result reproducible (its state is per thread). One channel of h*w*c values: randn's
+    # stddev is per channel otherwise.
+    cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
+    noise = np.empty((img.shape[0], int(np.prod(img.shape[1:]))), np.float32)
+    cv2.randn(noise, 0.0, float(std))
+    return cv2.add(img, noise.reshape(img.shape), dtype=cv2.CV_8U)
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
