@@ -63,6 +63,19 @@ def raw_image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise DatasetError(f"cannot read image {path}: {exc}; check it is a valid image file") from None
 
 
+def upright_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of the image as shown upright (EXIF orientation applied); reads the header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            orientation = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+            w, h = int(im.width), int(im.height)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}; check it is a valid image file") from None
+    return upright_size(w, h, orientation if orientation in _ORIENT_POINT else 1)
+
+
 def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     """Image size after applying ``orientation`` (5..8 swap width and height)."""
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -277,9 +277,10 @@ def augment_dataset(
 ) -> dict[str, int]:
     """The paper's preprocessing: resize every image to ``size``², add ``copies`` augmented versions per training image."""
     from detection.augment import apply_exif_orientation, encode_image, random_augment, resize_with_boxes
+    from detection.stats import dataset_root
     from twin.atomic import atomic_dir
 
-    src, out = Path(src), Path(out)
+    src, out = dataset_root(src), Path(out)
     if copies < 0:
         raise InputError(f"--copies must be >= 0, got {copies}")
     if size < 32:
@@ -377,7 +378,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "each training image also gets COPIES augmented versions (exposure +-25%%, Gaussian blur up to 2 px, "
         "noise, JPEG compression). Validation and test images are only resized.",
     )
-    p.add_argument("dataset", type=Path, metavar="DATASET", help="YOLO dataset root (with images/ and labels/)")
+    p.add_argument(
+        "dataset", type=Path, metavar="DATASET", help="YOLO dataset folder (with images/ and labels/) or its data.yaml"
+    )
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="output dataset folder")
     p.add_argument("--copies", type=int, default=3, help="augmented copies per training image (default 3)")
     p.add_argument("--size", type=int, default=416, help="output width and height in pixels (default 416)")
@@ -390,7 +393,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print the class balance per split and the box-size distribution; optionally save a plot",
         description="Class balance per split and box sizes of a YOLO dataset (like the paper's Fig. 3 and 4).",
     )
-    p.add_argument("dataset", type=Path, metavar="DATASET", help="YOLO dataset root (with images/ and labels/)")
+    p.add_argument(
+        "dataset", type=Path, metavar="DATASET", help="YOLO dataset folder (with images/ and labels/) or its data.yaml"
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="save a figure there (e.g. stats.png)")
     _sub_debug(p)
     return parser

@@ -61,17 +61,19 @@ class DatasetStats:
         )
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    from detection.augment import raw_image_size, read_exif_orientation, upright_size
-
-    return upright_size(*raw_image_size(path), read_exif_orientation(path))
+def dataset_root(path: str | os.PathLike) -> Path:
+    """A YOLO dataset root from either the folder or its ``data.yaml``."""
+    path = Path(path)
+    return path.parent if path.suffix.lower() in (".yaml", ".yml") and path.is_file() else path
 
 
 def dataset_stats(
     root: str | os.PathLike, names: tuple[str, ...] = CLASS_NAMES, progress: bool = False
 ) -> DatasetStats:
-    """Read the labels of every split of the YOLO dataset at ``root``."""
-    root = Path(root)
+    """Read the labels of every split of the YOLO dataset at ``root`` (the folder or its data.yaml)."""
+    from detection.augment import upright_image_size
+
+    root = dataset_root(root)
     if not (root / "images").is_dir():
         raise DatasetError(
             f"{root} has no images/ folder; give the root of a YOLO dataset (images/SPLIT, labels/SPLIT, data.yaml)"
@@ -93,7 +95,7 @@ def dataset_stats(
             if not label.exists():
                 st.background_images += 1
                 continue
-            w, h = _image_size(img)
+            w, h = upright_image_size(img)
             c, xyxy = parse_yolo_label(label.read_text(encoding="utf-8"), w, h, source=str(label))
             if not len(c):
                 st.background_images += 1

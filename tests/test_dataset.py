@@ -208,7 +208,7 @@ def test_stats_numbers_and_plot(tmp_path, capsys):
     table = format_stats(st)
     assert "train" in table and "all" in table and "link" in table
     plot = tmp_path / "figs" / "stats.png"
-    assert main(["stats", str(root), "--plot", str(plot)]) == 0
+    assert main(["stats", str(root / "data.yaml"), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "plot saved" in out and plot.stat().st_size > 10_000
     assert main(["stats", str(tmp_path)]) == 4

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from detection.augment import (
@@ -301,3 +303,26 @@ def test_voc_and_yolo_keep_the_same_boxes(tmp_path):
     assert ann.class_ids().tolist() == ycls.tolist() == [1, 1, 1, 0]  # the two boxes outside the image dropped in both
     assert np.all(ann.xyxy[:, 2:] - ann.xyxy[:, :2] >= 1)
     assert np.abs(ann.xyxy - yxyxy).max() <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    w=st.integers(1, 4000),
+    h=st.integers(1, 4000),
+    boxes=st.lists(st.tuples(*[st.floats(-0.5, 1.5, allow_nan=False)] * 4, st.integers(0, 2)), max_size=8),
+)
+def test_yolo_and_voc_round_trip_property(tmp_path_factory, w, h, boxes):
+    d = tmp_path_factory.mktemp("prop")
+    xyxy = np.array([[min(a, c) * w, min(b, e) * h, max(a, c) * w, max(b, e) * h] for a, b, c, e, _ in boxes]).reshape(
+        -1, 4
+    )
+    cls = np.array([b[4] for b in boxes], dtype=int)
+    write_yolo_label(d / "a.txt", cls, xyxy, w, h)
+    write_voc(d / "a.xml", "a.jpg", w, h, cls, xyxy)
+    ycls, yb = read_yolo_label(d / "a.txt", w, h)
+    ann = read_voc(d / "a.xml")
+    clipped = np.clip(xyxy, 0, [w, h, w, h])
+    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    assert ycls.tolist() == cls[keep].tolist() == ann.class_ids().tolist()
+    assert np.all(yb >= 0) and np.all(yb <= np.array([w, h, w, h], np.float32) + 1e-3)
+    assert np.abs(yb - clipped[keep]).max(initial=0) <= 1e-6 * max(w, h) + 1e-3
