@@ -10,12 +10,18 @@ Links: ``base_link`` (root), then ``link_1`` .. ``link_J``; joint j is revolute,
 So each link frame is its joint's frame and PyBullet link j sits where
 ``ChainModel.frames(q)[j]`` says. Visual and collision use the same meshes.
 
-Atomic: mesh names carry a hash of their bytes, so new meshes never overwrite the ones the
-old URDF uses; the URDF is renamed into place last. Then mesh files that the old URDF used
-or that this writer made for this robot name (orphans of an interrupted run) are removed
-unless some ``*.urdf`` in the folder still names them. An interruption leaves the old URDF
-with its meshes or the new one with its meshes (plus possibly unused mesh files).
-Two writers of the same robot name into one folder at the same moment may race.
+Atomic: mesh names carry a hash of their bytes, so new meshes never overwrite the ones
+the old URDF uses; the URDF is renamed into place last. Then mesh files that the old URDF
+used, or that this writer made for this robot name (orphans of an interrupted run), are
+removed unless a ``*.urdf``/``*.xml``/``*.xacro``/``*.sdf`` file in the folder still
+names them. An interruption leaves the old URDF with its meshes or the new one with its
+meshes (plus possibly unused mesh files). Two writers of the same robot name into one
+folder at the same moment may race.
+
+Extras: ``<mujoco><compiler .../></mujoco>`` so MuJoCo finds the meshes and keeps every
+link as a body, and ``<twin_chain node_of_joint link_radius><tip xyz rpy/></twin_chain>``
+so :func:`kinematics.urdf_read.chain_model_from_urdf` reads back the exact ``ChainModel``
+(PyBullet, MuJoCo, urdfdom and yourdfpy ignore unknown elements).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from kinematics.urdf_read import TWIN_CHAIN_TAG
 from twin.errors import ChainError, OutputError, TwinError
 
 MESH_DIR = "meshes"
+REFERRING_SUFFIXES = (".urdf", ".xml", ".xacro", ".sdf")  # files whose mesh names keep meshes alive
 DEFAULT_DENSITY_KG_M3 = 1000.0
 DEFAULT_EFFORT_NM = 150.0
 DEFAULT_VELOCITY_RAD_S = 3.14
@@ -192,11 +199,11 @@ def _own_mesh_files(folder: Path, robot: str) -> set[str]:
 
 
 def _remove_stale(folder: Path, candidates: set[str]) -> None:
-    """Delete the candidate mesh files that no URDF in ``folder`` refers to."""
+    """Delete the candidate mesh files that no URDF/MJCF/xacro/SDF file in ``folder`` names."""
     if not candidates:
         return
     texts = []
-    for other in folder.glob("*.urdf"):
+    for other in (f for f in folder.iterdir() if f.suffix.lower() in REFERRING_SUFFIXES and f.is_file()):
         try:
             texts.append(other.read_text(encoding="utf-8", errors="replace"))
         except OSError:

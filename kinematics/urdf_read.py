@@ -1,7 +1,8 @@
 """Safe reading of user-given URDF files.
 
-* XML is parsed with defusedxml: entity declarations (billion laughs) and external
-  entities (XXE) are refused with a :class:`RobotDescriptionError` naming the file.
+* XML is parsed with defusedxml and no DTD is accepted: entity declarations (billion
+  laughs), external entities and external DTDs (XXE) are refused with a
+  :class:`RobotDescriptionError` naming the file.
 * :func:`resolve_mesh_paths` turns ``package://NAME/...``, ``file://`` and relative mesh
   file names into absolute paths, and refuses any mesh that lies outside the URDF's folder
   and outside every given package folder (``../../etc/x``).
@@ -30,15 +31,15 @@ def parse_urdf_string(text: str | bytes, source: str = "<string>") -> ET.Element
     import defusedxml.ElementTree as DET
 
     try:
-        root = DET.fromstring(text, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except defusedxml.EntitiesForbidden as exc:
+        root = DET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DTDForbidden:
         raise RobotDescriptionError(
-            f"{source} declares XML entities ({exc.name!r}), which could expand without bound or read other files; "
-            "remove the <!DOCTYPE>/<!ENTITY> declarations from the URDF"
+            f"{source} has a <!DOCTYPE> declaration, which can expand entities without bound or read other files; "
+            "remove the <!DOCTYPE ...> block (URDFs do not need one)"
         ) from None
-    except (defusedxml.ExternalReferenceForbidden, defusedxml.DTDForbidden, defusedxml.NotSupportedError) as exc:
+    except defusedxml.DefusedXmlException as exc:
         raise RobotDescriptionError(
-            f"{source} refers to an external XML resource ({type(exc).__name__}); remove the DOCTYPE/external entity"
+            f"{source} uses XML entities or external references ({type(exc).__name__}); remove them from the URDF"
         ) from None
     except ET.ParseError as exc:
         raise RobotDescriptionError(f"{source} is not well-formed XML ({exc}); fix or regenerate the URDF") from None

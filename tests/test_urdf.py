@@ -390,8 +390,9 @@ XXE = """<?xml version="1.0"?>
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (BILLION_LAUGHS, "declares XML entities"),
-        (XXE, "declares XML entities"),
+        (BILLION_LAUGHS, "has a <!DOCTYPE> declaration"),
+        (XXE, "has a <!DOCTYPE> declaration"),
+        ('<!DOCTYPE robot SYSTEM "file:///etc/passwd"><robot name="r"/>', "has a <!DOCTYPE> declaration"),
         ("<robot name='r'><link name='a'></robot>", "not well-formed XML"),
         ("<mujoco model='m'/>", "expected <robot>"),
     ],
@@ -418,3 +419,33 @@ def test_branching_robot_is_not_read_as_a_chain(tmp_path):
     path.write_text('<robot name="r"><link name="a"/>' + joint.format("j1") + joint.format("j2") + "</robot>")
     with pytest.raises(RobotDescriptionError, match="only serial chains"):
         chain_model_from_urdf(path)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def test_any_names_become_valid_unique_identifiers():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kinematics.urdf_names import sanitize_robot_name
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.text(max_size=80), min_size=1, max_size=12))
+    def check(names):
+        out = sanitize_joint_names(names)
+        assert len(out) == len(names) and len(set(out)) == len(out)
+        assert all(NAME_RE.fullmatch(n) and "__" not in n.lstrip("_") for n in out)
+        assert NAME_RE.fullmatch(sanitize_robot_name(names[0]))
+
+    check()
+
+
+def test_make_physical_repairs_degenerate_inertia():
+    from kinematics.inertia import MIN_MASS_KG, MassProperties, make_physical
+
+    flat = MassProperties(1e-9, [0, 0, 0], np.diag([1.0, 1.0, 5.0]) * 1e-12)  # breaks a + b >= c
+    fixed = make_physical(flat)
+    assert fixed.mass == MIN_MASS_KG and is_physical(fixed.inertia)
+    good = MassProperties(2.0, [0, 0, 0.1], np.diag([0.02, 0.02, 0.01]))
+    np.testing.assert_array_equal(make_physical(good).inertia, good.inertia)
