@@ -430,7 +430,7 @@ def test_any_names_become_valid_unique_identifiers():
 
     from kinematics.urdf_names import sanitize_robot_name
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=80, deadline=None)
     @given(st.lists(st.text(max_size=80), min_size=1, max_size=12))
     def check(names):
         out = sanitize_joint_names(names)

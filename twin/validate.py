@@ -29,7 +29,8 @@ _RESULT_MARK = "TWIN_PYBULLET_RESULT "
 _PYBULLET_SCRIPT = r"""
 import json, sys
 import pybullet as p
-urdf, qs, mark = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+urdf, mark = sys.argv[1], sys.argv[2]
+qs = json.loads(sys.stdin.read() or "[]")
 client = p.connect(p.DIRECT)
 body = p.loadURDF(urdf, useFixedBase=True, flags=p.URDF_USE_INERTIA_FROM_FILE, physicsClientId=client)
 n = p.getNumJoints(body, physicsClientId=client)
@@ -101,7 +102,8 @@ def check_pybullet(urdf: str | os.PathLike, qs: Sequence[Sequence[float]] = ()) 
     qs_json = json.dumps([[float(v) for v in q] for q in qs])
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _PYBULLET_SCRIPT, str(path.resolve()), qs_json, _RESULT_MARK],
+            [sys.executable, "-c", _PYBULLET_SCRIPT, str(path.resolve()), _RESULT_MARK],
+            input=qs_json,
             capture_output=True,
             text=True,
             timeout=SUBPROCESS_TIMEOUT_S,
