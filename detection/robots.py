@@ -1,0 +1,158 @@
+"""Registry of robot descriptions that install offline, and loading of user URDFs.
+
+Names map to URDFs shipped by ``pybullet_data`` and ``example-robot-data``. Any other
+``--robots`` entry is taken as a path to a URDF file. ``package://`` mesh paths are
+resolved against the installed packages and a resolved copy is cached for PyBullet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from twin.errors import RobotDescriptionError
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    name: str
+    source: str  # "pybullet_data", "example-robot-data" or "file"
+    relpath: str  # path inside the source (or absolute path for "file")
+    tool_link: str | None = None  # last link of the main chain (None: deepest revolute chain)
+
+
+ROBOTS: dict[str, RobotSpec] = {
+    s.name: s
+    for s in [
+        RobotSpec("kuka_iiwa", "pybullet_data", "kuka_iiwa/model.urdf"),
+        RobotSpec("franka_panda", "pybullet_data", "franka_panda/panda.urdf"),
+        RobotSpec("xarm6", "pybullet_data", "xarm/xarm6_robot.urdf"),
+        RobotSpec("ur3", "example-robot-data", "robots/ur_description/urdf/ur3_robot.urdf"),
+        RobotSpec("ur5", "example-robot-data", "robots/ur_description/urdf/ur5_robot.urdf"),
+        RobotSpec("ur10", "example-robot-data", "robots/ur_description/urdf/ur10_robot.urdf"),
+        RobotSpec("panda", "example-robot-data", "robots/panda_description/urdf/panda.urdf"),
+        RobotSpec("kinova", "example-robot-data", "robots/kinova_description/robots/kinova.urdf"),
+        RobotSpec("xarm7", "example-robot-data", "robots/xarm_description/urdf/xarm7.urdf"),
+        RobotSpec("z1", "example-robot-data", "robots/z1_description/urdf/z1.urdf"),
+        RobotSpec("so100", "example-robot-data", "robots/so_arm_description/urdf/so100.urdf"),
+        RobotSpec("so101", "example-robot-data", "robots/so_arm_description/urdf/so101.urdf"),
+    ]
+}
+
+
+@cache
+def package_root(source: str) -> Path:
+    """Folder of an installed description package."""
+    if source == "pybullet_data":
+        try:
+            import pybullet_data
+        except ImportError as exc:  # pragma: no cover - pybullet is a dependency
+            raise RobotDescriptionError("pybullet_data is not installed; run `pip install pybullet`") from exc
+        return Path(pybullet_data.getDataPath())
+    if source == "example-robot-data":
+        from importlib import metadata
+
+        try:
+            dist = metadata.distribution("example-robot-data")
+        except metadata.PackageNotFoundError as exc:
+            raise RobotDescriptionError(
+                "example-robot-data is not installed; run `pip install example-robot-data`"
+            ) from exc
+        root = Path(dist.locate_file("cmeel.prefix/share/example-robot-data"))
+        if not root.is_dir():
+            raise RobotDescriptionError(f"example-robot-data is installed but {root} is missing; reinstall it")
+        return root
+    raise RobotDescriptionError(f"unknown robot description source {source!r}")
+
+
+def cache_dir() -> Path:
+    """Project-local cache for resolved URDFs (``$TWIN_CACHE_DIR`` or ``~/.cache/cobot-twin``)."""
+    root = Path(os.environ.get("TWIN_CACHE_DIR", Path.home() / ".cache" / "cobot-twin")) / "urdf"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def spec_for(name_or_path: str) -> RobotSpec:
+    """The registered robot called ``name_or_path``, or a user URDF file at that path."""
+    key = name_or_path.strip()
+    if key.lower() in ROBOTS:
+        return ROBOTS[key.lower()]
+    path = Path(key).expanduser()
+    if path.suffix.lower() == ".urdf" or path.exists():
+        if not path.is_file():
+            raise RobotDescriptionError(f"robot URDF {path} does not exist; give a URDF file or one of: {', '.join(ROBOTS)}")
+        stem = re.sub(r"[^A-Za-z0-9_]+", "_", path.stem) or "robot"
+        return RobotSpec(stem, "file", str(path.resolve()))
+    raise RobotDescriptionError(f"unknown robot {key!r}; known robots: {', '.join(ROBOTS)} (or give a path to a .urdf file)")
+
+
+def parse_robot_list(text: str) -> list[RobotSpec]:
+    """``"ur5,panda,/x/my.urdf"`` -> specs; errors name the unknown entry."""
+    items = [s for s in (t.strip() for t in text.split(",")) if s]
+    if not items:
+        raise RobotDescriptionError("no robots given; pass e.g. --robots ur5,panda")
+    return [spec_for(s) for s in items]
+
+
+_PACKAGE_RE = re.compile(r"package://([^/\"']+)/")
+
+
+def resolved_urdf(spec: RobotSpec) -> Path:
+    """A URDF file PyBullet can load: ``package://`` mesh paths made absolute (cached)."""
+    if spec.source == "file":
+        src = Path(spec.relpath)
+        base = src.parent
+    else:
+        root = package_root(spec.source)
+        src = root / spec.relpath
+        base = src.parent
+    if not src.is_file():
+        raise RobotDescriptionError(f"URDF for {spec.name} not found at {src}; reinstall its package")
+    try:
+        text = src.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RobotDescriptionError(f"cannot read URDF {src}: {exc}; check the file") from exc
+    _check_xml(text, src)
+    if spec.source == "pybullet_data" or (spec.source == "file" and "package://" not in text):
+        return src
+
+    def repl(m: re.Match) -> str:
+        pkg = m.group(1)
+        if pkg == "example-robot-data":
+            return str(package_root("example-robot-data")) + "/"
+        # user URDF: look for the package folder next to or above the URDF
+        for parent in [base, *base.parents][:4]:
+            cand = parent / pkg
+            if cand.is_dir():
+                return str(cand) + "/"
+            if parent.name == pkg:
+                return str(parent) + "/"
+        raise RobotDescriptionError(f"URDF {src} refers to package://{pkg}/ which cannot be found near the file; put the package folder beside the URDF")
+
+    out = _PACKAGE_RE.sub(repl, text)
+    digest = hashlib.sha1(out.encode()).hexdigest()[:12]
+    dst = cache_dir() / f"{spec.name}_{digest}.urdf"
+    if not dst.exists():
+        tmp = dst.with_suffix(f".{os.getpid()}.part")
+        tmp.write_text(out, encoding="utf-8")
+        os.replace(tmp, dst)
+    return dst
+
+
+def _check_xml(text: str, path: Path) -> None:
+    """Refuse URDFs with DTDs/entities (billion laughs, external entities) or broken XML."""
+    import defusedxml.ElementTree as DET
+    from defusedxml import DefusedXmlException
+
+    try:
+        root = DET.fromstring(text)
+    except DefusedXmlException as exc:
+        raise RobotDescriptionError(f"URDF {path} uses XML entities/DTD, which are refused for safety; remove them") from exc
+    except Exception as exc:  # ParseError
+        raise RobotDescriptionError(f"URDF {path} is not valid XML ({exc}); fix or re-export the file") from exc
+    if root.tag != "robot":
+        raise RobotDescriptionError(f"{path} is not a URDF (root element <{root.tag}>, expected <robot>)")

@@ -1,0 +1,234 @@
+"""A PyBullet scene that renders robots, floor, clutter and people, with exact labels.
+
+One ``SceneRenderer`` per process keeps every robot loaded once and parks the unused
+ones out of sight, so rendering an image costs one ``getCameraImage`` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detection.labels import RobotLabels, robot_labels, split_segmentation
+from detection.robot_chain import RobotChainInfo, analyse_robot, keypoints_world, set_q
+from detection.robots import RobotSpec, resolved_urdf
+from kinematics.camera import project
+
+PARK_Z = -50.0
+N_CLUTTER = 10
+N_PEOPLE = 2
+N_FLOOR_TEXTURES = 6  # 0: the plane's own checker, 1: plain, 2..: procedural (fixed seeds)
+
+
+@dataclass
+class PlacedRobot:
+    index: int  # into SceneRenderer.specs
+    xyz: np.ndarray  # base position, metres
+    yaw: float  # radians
+    q: np.ndarray  # chain joint angles, radians
+    rgba: np.ndarray | None = None  # (J+1, 4) colour per body, None keeps the URDF's colours
+
+
+@dataclass
+class PlacedThing:
+    index: int  # clutter or person index
+    xyz: np.ndarray
+    yaw: float
+    rgba: np.ndarray
+
+
+@dataclass
+class Light:
+    direction: np.ndarray = field(default_factory=lambda: np.array([1.0, 1.0, 2.0]))
+    color: np.ndarray = field(default_factory=lambda: np.ones(3))
+    ambient: float = 0.6
+    diffuse: float = 0.4
+    specular: float = 0.1
+    shadow: bool = False
+
+
+@dataclass
+class SceneParams:
+    robots: list[PlacedRobot]
+    K: np.ndarray  # 3x3, principal point at the image centre
+    world_T_camera: np.ndarray  # 4x4, OpenCV axes
+    width: int
+    height: int
+    light: Light = field(default_factory=Light)
+    floor_rgba: np.ndarray | None = None  # None: no floor
+    clutter: list[PlacedThing] = field(default_factory=list)
+    people: list[PlacedThing] = field(default_factory=list)
+    floor_texture: int = 0
+
+
+@dataclass
+class RenderedFrame:
+    rgb: np.ndarray  # (H, W, 3) uint8 BGR (background pixels still the clear colour)
+    empty: np.ndarray  # (H, W) bool where nothing was rendered (background shows there)
+    labels: list[RobotLabels]  # one per placed robot
+    keypoints_world: list[np.ndarray]  # one (K, 3) per placed robot
+
+
+def gl_matrices(K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0) -> tuple[list[float], list[float]]:
+    """PyBullet view and projection matrices (column-major) for an OpenCV camera."""
+    world_T_gl = world_T_camera @ np.diag([1.0, -1.0, -1.0, 1.0])
+    view = np.linalg.inv(world_T_gl)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    proj = np.array(
+        [
+            [2 * fx / width, 0, 1 - 2 * cx / width, 0],
+            [0, 2 * fy / height, 2 * cy / height - 1, 0],
+            [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+            [0, 0, -1, 0],
+        ]
+    )
+    return view.T.flatten().tolist(), proj.T.flatten().tolist()
+
+
+class SceneRenderer:
+    """Loads ``specs`` once into a private PyBullet DIRECT client and renders scenes."""
+
+    def __init__(self, specs: list[RobotSpec]) -> None:
+        import pybullet
+        import pybullet_data
+        from pybullet_utils.bullet_client import BulletClient
+
+        self.p = BulletClient(connection_mode=pybullet.DIRECT)
+        self.p.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self.specs = list(specs)
+        self.bodies: list[int] = []
+        self.infos: list[RobotChainInfo] = []
+        self.original_rgba: list[dict[int, np.ndarray]] = []
+        for spec in self.specs:
+            body = self._load_robot(spec)
+            self.bodies.append(body)
+            self.infos.append(analyse_robot(self.p, body))
+            self.original_rgba.append({d[1]: np.array(d[7]) for d in self.p.getVisualShapeData(body)})
+            self._park(body)
+        self.floor = self.p.loadURDF("plane.urdf", basePosition=[0, 0, PARK_Z * 2])
+        self.clutter = [self._make_clutter(i) for i in range(N_CLUTTER)]
+        self.people = [self._make_person() for _ in range(N_PEOPLE)]
+        self.floor_textures = self._make_floor_textures()
+        self._placed: list[int] = []
+
+    def _load_robot(self, spec: RobotSpec) -> int:
+        from twin.errors import RobotDescriptionError
+
+        path = resolved_urdf(spec)
+        try:
+            return self.p.loadURDF(str(path), useFixedBase=True, flags=self.p.URDF_USE_MATERIAL_COLORS_FROM_MTL)
+        except Exception as exc:  # pybullet.error
+            raise RobotDescriptionError(f"PyBullet cannot load URDF {path} ({exc}); check its mesh paths and XML") from exc
+
+    def _make_floor_textures(self) -> list[int]:
+        """Texture ids for the floor: its own checker, plain white, and procedural ones."""
+        import tempfile
+
+        import cv2
+
+        from detection.backgrounds import stripes, value_noise
+
+        data = self.p.getVisualShapeData(self.floor, flags=self.p.VISUAL_SHAPE_DATA_TEXTURE_UNIQUE_IDS)
+        own = int(data[0][8]) if data and len(data[0]) > 8 else -1
+        ids = [own]
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in range(1, N_FLOOR_TEXTURES):
+                rng = np.random.default_rng(500 + k)
+                img = np.full((64, 64, 3), 255, np.uint8) if k == 1 else (value_noise if k % 2 else stripes)(rng, 256, 256)
+                path = f"{tmp}/floor{k}.png"
+                cv2.imwrite(path, img)
+                ids.append(self.p.loadTexture(path))
+        return ids
+
+    def _park(self, body: int) -> None:
+        self.p.resetBasePositionAndOrientation(body, [0, 0, PARK_Z], [0, 0, 0, 1])
+
+    def _make_clutter(self, i: int) -> int:
+        """A fixed pool of boxes, cylinders and spheres (sizes independent of any seed)."""
+        p = self.p
+        rng = np.random.default_rng(1000 + i)
+        kind = i % 3
+        if kind == 0:
+            vs = p.createVisualShape(p.GEOM_BOX, halfExtents=rng.uniform(0.05, 0.35, 3).tolist())
+        elif kind == 1:
+            vs = p.createVisualShape(p.GEOM_CYLINDER, radius=float(rng.uniform(0.03, 0.2)), length=float(rng.uniform(0.1, 0.9)))
+        else:
+            vs = p.createVisualShape(p.GEOM_SPHERE, radius=float(rng.uniform(0.05, 0.25)))
+        return p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=[0, 0, PARK_Z])
+
+    def _make_person(self) -> int:
+        """A human-like figure of capsules: legs, torso, arms, head (1.75 m)."""
+        p = self.p
+        G = p.GEOM_CYLINDER
+        vs = p.createVisualShapeArray(
+            shapeTypes=[G, G, G, G, G, p.GEOM_SPHERE],
+            radii=[0.07, 0.07, 0.17, 0.05, 0.05, 0.11],
+            lengths=[0.85, 0.85, 0.6, 0.65, 0.65, 0.0],
+            visualFramePositions=[[0, -0.1, 0.425], [0, 0.1, 0.425], [0, 0, 1.15], [0, -0.24, 1.1], [0, 0.24, 1.1], [0, 0, 1.62]],
+        )
+        return p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=[0, 0, PARK_Z])
+
+    def render(self, sp: SceneParams) -> RenderedFrame:
+        p = self.p
+        for body in self._placed:
+            self._park(body)
+        self._placed = []
+        infos = []
+        for r in sp.robots:
+            body, info = self.bodies[r.index], self.infos[r.index]
+            p.resetBasePositionAndOrientation(body, r.xyz.tolist(), p.getQuaternionFromEuler([0, 0, r.yaw]))
+            set_q(p, info, r.q)
+            for lk, orig in self.original_rgba[r.index].items():
+                color = orig if r.rgba is None else r.rgba[info.body_of_link.get(lk, 0)]
+                p.changeVisualShape(body, lk, rgbaColor=[float(c) for c in color])
+            self._placed.append(body)
+            infos.append(info)
+        if sp.floor_rgba is not None:
+            p.resetBasePositionAndOrientation(self.floor, [0, 0, 0], [0, 0, 0, 1])
+            tex = self.floor_textures[sp.floor_texture % len(self.floor_textures)]
+            if tex >= 0:
+                p.changeVisualShape(self.floor, -1, textureUniqueId=tex)
+            p.changeVisualShape(self.floor, -1, rgbaColor=[float(c) for c in sp.floor_rgba])
+            self._placed.append(self.floor)
+        for things, pool in ((sp.clutter, self.clutter), (sp.people, self.people)):
+            for t in things:
+                body = pool[t.index]
+                p.resetBasePositionAndOrientation(body, t.xyz.tolist(), p.getQuaternionFromEuler([0, 0, t.yaw]))
+                n_shapes = len(p.getVisualShapeData(body))
+                for s in range(n_shapes):
+                    p.changeVisualShape(body, -1, shapeIndex=s, rgbaColor=[float(c) for c in t.rgba])
+                self._placed.append(body)
+        view, proj = gl_matrices(sp.K, sp.world_T_camera, sp.width, sp.height)
+        L = sp.light
+        _, _, rgba, _, seg = p.getCameraImage(
+            sp.width,
+            sp.height,
+            view,
+            proj,
+            renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX,
+            lightDirection=L.direction.tolist(),
+            lightColor=L.color.tolist(),
+            lightAmbientCoeff=L.ambient,
+            lightDiffuseCoeff=L.diffuse,
+            lightSpecularCoeff=L.specular,
+            shadow=int(L.shadow),
+        )
+        rgba = np.asarray(rgba, np.uint8).reshape(sp.height, sp.width, 4)
+        seg = np.asarray(seg).reshape(sp.height, sp.width)
+        obj, link = split_segmentation(seg)
+        labels, kps = [], []
+        for info in infos:
+            kp = keypoints_world(p, info)
+            uv = project(sp.K, sp.world_T_camera, kp)
+            labels.append(robot_labels(info, obj, link, uv))
+            kps.append(kp)
+        bgr = np.ascontiguousarray(rgba[..., 2::-1])
+        return RenderedFrame(bgr, obj < 0, labels, kps)
+
+    def close(self) -> None:
+        try:
+            self.p.disconnect()
+        except Exception:
+            pass
