@@ -77,8 +77,17 @@ def _looks_like_mp4(path: Path) -> bool:
     return head[4:8] == b"ftyp"
 
 
-def _open_container(path: Path):
+def _import_av():
+    """Import PyAV, loading OpenCV first: PyAV's bundled libxcb loaded before OpenCV's Qt makes
+    every later cv2.imshow/namedWindow hang (PyAV-Org/PyAV#978, reproduced here under Xvfb)."""
     import av
+    import cv2  # noqa: F401
+
+    return av
+
+
+def _open_container(path: Path):
+    av = _import_av()
 
     try:
         container = av.open(str(path), "r")
@@ -134,7 +143,7 @@ class VideoReader:
         self.info = self._probe()
 
     def _probe(self) -> VideoInfo:
-        import av
+        av = _import_av()
 
         container, stream = _open_container(self.path)
         try:
@@ -198,7 +207,7 @@ class VideoReader:
         return img
 
     def __iter__(self) -> Iterator[Frame]:
-        import av
+        av = _import_av()
 
         container, stream = _open_container(self.path)
         self.skipped_frames = 0
@@ -326,7 +335,7 @@ class VideoWriter:
         return self
 
     def write(self, frame_bgr: np.ndarray) -> None:
-        import av
+        av = _import_av()
 
         if self._container is None:
             raise RuntimeError("VideoWriter.write called before open() / outside its with-block")
