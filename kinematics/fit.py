@@ -1,0 +1,341 @@
+"""The 3D fit: 2D joint tracks of a whole video -> camera, 3D chain and joint angles.
+
+``fit_chain`` is a kinematic bundle adjustment. It estimates, from one static camera:
+the extrinsics ``world_T_camera`` (intrinsics ``K`` are given, or a pinhole with the
+horizontal field of view ``fov_deg`` and the principal point at the image centre), the
+distance between consecutive keypoint nodes, every joint's axis, and the joint angles
+of every frame, minimising the robust (soft-L1) reprojection error of all frames at once
+plus a small first-difference smoothness penalty on the angles (``kinematics.fit_core``).
+
+Model (the choice and why):
+- Keypoint nodes are joint origins. Node 0 (the chain's base node) is the world origin;
+  world z is up and the first joint's axis is world z (cobots stand on the floor; this
+  also fixes the gauge of the reconstruction).
+- Each node k < N-1 carries 0, 1 or 2 revolute joints with free axes, chosen from the
+  data while peeling the chain from the base (``kinematics.fit_init``): 1 joint where
+  node k+1 moves on a circle (cone) about a fixed axis, 2 (a universal joint, e.g. the
+  co-located Panda joints 1-2) where it roams a sphere, 0 where node k+1 does not move
+  relative to the incoming link; then node k gets a joint whose axis runs through node
+  k+1 (e.g. UR5 wrist 1) and its angle is read from the next node. Preferring the fewest
+  joints that explain the motion is what resolves the monocular depth ambiguity: a real
+  1-DOF joint constrains depth, a free ball joint would not.
+- The last node carries one joint (a roll about its incoming link) whose angle cannot be
+  seen from keypoints; it stays 0. Joints at the same node share an origin.
+- Scale is not observable from one camera: ``ScaleSpec`` fixes it (default: total chain
+  length, the sum of distances between consecutive nodes, = 1.0 m, about a UR5's reach).
+
+Initialisation runs on at most ``max_peel_frames`` evenly spaced frames; the angles are
+then interpolated to all frames and everything is refined together on all frames.
+``solve_frame`` is the live-mode per-frame solver (a few Gauss-Newton steps, ~1 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from kinematics.camera import intrinsics_from_fov, project
+from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes
+from kinematics.fit_init import initial_camera, noise_px, peel
+from kinematics.model import ChainModel, axis_angle_matrix
+from kinematics.tracks import Chain
+from twin.errors import FitError
+
+DEFAULT_CHAIN_LENGTH_M = 1.0
+MIN_FRAMES = 5
+LIMIT_MARGIN_RAD = 0.1
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """How to fix the (unobservable) scale. Give at most one; none = chain length 1.0 m.
+
+    chain_length_m: sum of distances between consecutive keypoint nodes.
+    link_length_m: (k, metres): distance between node k and node k+1.
+    robot_height_m: highest node above the base node over the whole video.
+    """
+
+    chain_length_m: float | None = None
+    link_length_m: tuple[int, float] | None = None
+    robot_height_m: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [v for v in (self.chain_length_m, self.link_length_m, self.robot_height_m) if v is not None]
+        if len(given) > 1:
+            raise FitError("ScaleSpec: give only one of chain_length_m, link_length_m, robot_height_m")
+        value = self.link_length_m[1] if self.link_length_m is not None else (given[0] if given else 1.0)
+        if not np.isfinite(value) or value <= 0:
+            raise FitError(f"ScaleSpec: the length must be a positive number of metres, got {value}")
+
+
+@dataclass
+class FitResult:
+    """The fitted twin.
+
+    model: the 3D chain (URDF semantics). K (3, 3); world_T_camera (4, 4), OpenCV axes.
+    q: (T, J) radians per frame, NaN rows where fewer than 2 nodes were seen.
+    frame: (T,) video frame indices; t: (T,) seconds.
+    residual_px: (T,) RMS reprojection error of the seen nodes per frame (NaN if none).
+    node_of_joint: (J,) the model's node of each joint.
+    """
+
+    model: ChainModel
+    K: np.ndarray
+    world_T_camera: np.ndarray
+    q: np.ndarray
+    frame: np.ndarray
+    t: np.ndarray
+    residual_px: np.ndarray
+    node_of_joint: np.ndarray
+
+    def __post_init__(self) -> None:
+        J = self.model.n_joints
+        self.K = np.asarray(self.K, float).reshape(3, 3)
+        self.world_T_camera = np.asarray(self.world_T_camera, float).reshape(4, 4)
+        self.q = np.asarray(self.q, float)
+        if self.q.ndim != 2 or self.q.shape[1] != J:
+            raise ValueError(f"FitResult: q must be (T, {J}), got {self.q.shape}")
+        T = len(self.q)
+        self.frame = np.asarray(self.frame, np.int64).reshape(T)
+        self.t = np.asarray(self.t, float).reshape(T)
+        self.residual_px = np.asarray(self.residual_px, float).reshape(T)
+        self.node_of_joint = np.asarray(self.node_of_joint, np.int64).reshape(J)
+        if not np.array_equal(self.node_of_joint, self.model.node_of_joint):
+            raise ValueError("FitResult: node_of_joint must equal model.node_of_joint")
+        if not (np.all(np.isfinite(self.K)) and np.all(np.isfinite(self.world_T_camera))):
+            raise ValueError("FitResult: K and world_T_camera must be finite")
+        if not np.allclose(self.world_T_camera[3], [0, 0, 0, 1]):
+            raise ValueError("FitResult: world_T_camera must be a homogeneous 4x4 transform")
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.q)
+
+    def node_positions(self, i: int) -> np.ndarray:
+        """(N, 3) world metres of every node in row ``i`` (NaN if the row is unsolved)."""
+        if not np.all(np.isfinite(self.q[i])):
+            return np.full((self.model.n_nodes, 3), np.nan)
+        return self.model.node_positions(self.q[i])
+
+    def project_nodes(self, i: int) -> np.ndarray:
+        """(N, 2) pixels of every node of the posed twin in row ``i`` (NaN if unsolved)."""
+        return project(self.K, self.world_T_camera, self.node_positions(i))
+
+
+def _limit_threads():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed matter when BLAS threads fight other jobs
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _check(chain: Chain) -> np.ndarray:
+    uv = chain.tracks.uv
+    T, N, _ = uv.shape
+    if N < 2:
+        raise FitError(
+            f"fit needs a chain of at least 2 keypoint nodes, got {N}; track more joints (or lower the tracker's thresholds)"
+        )
+    succ = {u: list(chain.graph.successors(u)) for u in range(N)}
+    if any(succ[k] != [k + 1] for k in range(N - 1)) or succ[N - 1]:
+        raise FitError(
+            "fit needs a serial chain whose graph is the path 0 -> 1 -> ... -> N-1 (base to tip); reorder the chain's columns"
+        )
+    seen = chain.tracks.seen
+    good = np.count_nonzero(seen.sum(axis=1) >= 2)
+    if T < MIN_FRAMES or good < MIN_FRAMES:
+        raise FitError(
+            f"fit needs at least {MIN_FRAMES} frames with 2 or more seen joints, got {good} of {T}; use a longer video"
+        )
+    never = np.flatnonzero(seen.sum(axis=0) < 2)
+    if len(never):
+        raise FitError(f"fit: nodes {never.tolist()} are seen in fewer than 2 frames; drop them from the chain")
+    return uv
+
+
+def _scale_factor(st: ChainState, scale: ScaleSpec) -> float:
+    lengths = np.linalg.norm(st.P[1:], axis=1)
+    if scale.link_length_m is not None:
+        k, metres = scale.link_length_m
+        if not 0 <= k < len(lengths):
+            raise FitError(
+                f"ScaleSpec.link_length_m: link {k} does not exist, the chain has links 0..{len(lengths) - 1}"
+            )
+        return metres / lengths[k]
+    if scale.robot_height_m is not None:
+        z = fk_nodes(st.P, st.jn, st.ax, st.q)[..., 2].max()
+        if z <= 1e-6:
+            raise FitError(
+                "ScaleSpec.robot_height_m: the fitted chain never rises above its base; give a link or chain length"
+            )
+        return scale.robot_height_m / z
+    return (scale.chain_length_m or DEFAULT_CHAIN_LENGTH_M) / lengths.sum()
+
+
+def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainModel, np.ndarray]:
+    """ChainModel with each joint's angle re-zeroed at the middle of its observed range."""
+    J = len(st.jn)
+    origins = np.tile(np.eye(4), (J, 1, 1))
+    first = np.searchsorted(st.jn, np.arange(st.jn.max() + 1))
+    for k in range(1, len(first)):
+        origins[first[k], :3, 3] = st.P[k]
+    qv = q[valid] if valid.any() else np.zeros((1, J))
+    lo, hi = qv.min(axis=0), qv.max(axis=0)
+    mid = 0.5 * (lo + hi)
+    q = q - mid
+    for j in range(J):
+        origins[j] = origins[j] @ axis_angle_matrix(st.ax[j], mid[j])
+    margin = np.maximum(LIMIT_MARGIN_RAD, 0.1 * (hi - lo))
+    total = float(np.linalg.norm(st.P[1:], axis=1).sum())
+    radius = np.full(J + 1, max(0.04 * total, 1e-3))
+    model = ChainModel(
+        [f"joint_{j}" for j in range(J)],
+        origins,
+        st.ax,
+        lo - mid - margin,
+        hi - mid + margin,
+        st.jn.copy(),
+        link_radius=radius,
+    )
+    return model, q
+
+
+def fit_chain(
+    chain: Chain,
+    K: np.ndarray | None = None,
+    fov_deg: float = 60.0,
+    scale: ScaleSpec | None = None,
+    *,
+    max_peel_frames: int = 60,
+    elevations_deg: tuple[float, ...] = (20.0,),
+    smooth: float = 0.05,
+    max_iter: int = 60,
+    log: list | None = None,
+) -> FitResult:
+    """Fit camera, 3D chain and per-frame joint angles to ``chain``'s 2D tracks.
+
+    K: 3x3 intrinsics, or None for a pinhole with horizontal ``fov_deg``.
+    scale: how to fix the scale (default: chain length 1.0 m).
+    max_peel_frames: frames used by the initialisation. elevations_deg: initial camera
+    elevations tried (one full fit each; the lowest cost wins). smooth: angle smoothness
+    weight, in robot sizes (pixels) per radian of change between consecutive frames.
+    log: a list that receives one line per decision (for debugging).
+    """
+    uv = _check(chain)
+    scale = scale or ScaleSpec()
+    W, H = chain.tracks.image_size
+    Kmat = intrinsics_from_fov(W, H, fov_deg) if K is None else np.asarray(K, float).reshape(3, 3)
+    T, N, _ = uv.shape
+    seg = np.linalg.norm(np.diff(uv, axis=1), axis=2)
+    size_px = float(np.nansum(np.nan_to_num(np.nanmedian(seg, axis=0))))
+    lam = smooth * max(size_px, 10.0)
+    sigma = noise_px(uv)
+    step = max(1, int(np.ceil(T / max_peel_frames)))
+    idx = np.arange(0, T, step)
+    best: tuple[float, ChainState] | None = None
+    with _limit_threads():
+        for elev in elevations_deg:
+            cam0 = initial_camera(Kmat, uv, elev, DEFAULT_CHAIN_LENGTH_M)
+            st = peel(Kmat, uv[idx], cam0, lam / np.sqrt(step), sigma, log)
+            J = len(st.jn)
+            st.q = np.stack([np.interp(np.arange(T), idx, st.q[:, j]) for j in range(J)], axis=1)
+            _, cost = bundle_adjust(
+                st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
+                free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
+                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M,
+            )  # fmt: skip
+            if log is not None:
+                log.append(f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}")
+            if best is None or cost < best[0]:
+                best = (cost, st)
+    st = best[1]
+    s = _scale_factor(st, scale)
+    st.P *= s
+    st.cam[3:] *= s
+    pred = st.project(Kmat)
+    err = np.linalg.norm(pred - uv, axis=2)
+    seen = np.isfinite(err)
+    n_seen = seen.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        residual = np.sqrt(np.nansum(np.where(seen, err, 0.0) ** 2, axis=1) / n_seen)
+    residual[n_seen == 0] = np.nan
+    valid = n_seen >= 2
+    model, q = _to_model(st, st.q, valid)
+    q[~valid] = np.nan
+    return FitResult(
+        model, Kmat, cam_to_world_T_camera(st.cam), q, chain.tracks.frame, chain.tracks.t, residual, model.node_of_joint
+    )
+
+
+def _model_nodes_and_jac(model: ChainModel, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) node positions and (N, 3, J) their derivatives with respect to q."""
+    J = model.n_joints
+    T = np.eye(4)
+    origin = np.empty((J, 3))
+    waxis = np.empty((J, 3))
+    for j in range(J):
+        T = T @ model.origins[j]
+        origin[j] = T[:3, 3]
+        waxis[j] = T[:3, :3] @ model.axes[j]
+        T = T @ axis_angle_matrix(model.axes[j], q[j])
+    first = np.searchsorted(model.node_of_joint, np.arange(model.n_nodes))
+    X = origin[first]
+    D = np.zeros((len(first), 3, J))
+    for k, fj in enumerate(first):
+        for j in range(fj):
+            D[k, :, j] = np.cross(waxis[j], X[k] - origin[j])
+    return X, D
+
+
+def solve_frame(
+    model: ChainModel,
+    K: np.ndarray,
+    world_T_camera: np.ndarray,
+    uv: np.ndarray,
+    q_init: np.ndarray,
+    *,
+    prior_px_per_rad: float = 2.0,
+    f_scale_px: float = 3.0,
+    iterations: int = 8,
+) -> tuple[np.ndarray, float]:
+    """Joint angles (J,) for one frame's node pixels ``uv`` (N, 2; NaN = unseen), from ``q_init``.
+
+    Robust Gauss-Newton (soft-L1 weights) with a weak pull towards ``q_init`` so joints the
+    frame cannot see keep their value. Returns (q, RMS reprojection error of the seen nodes, px).
+    """
+    uv = np.asarray(uv, float).reshape(model.n_nodes, 2)
+    q = np.nan_to_num(np.asarray(q_init, float).reshape(model.n_joints)).copy()
+    q0 = q.copy()
+    seen = np.isfinite(uv[:, 0])
+    camera_T_world = np.linalg.inv(world_T_camera)
+    Rcw, tcw = camera_T_world[:3, :3], camera_T_world[:3, 3]
+    fx, fy = K[0, 0], K[1, 1]
+
+    def residual(qv: np.ndarray):
+        X, D = _model_nodes_and_jac(model, qv)
+        Xc = X @ Rcw.T + tcw
+        z = np.maximum(Xc[:, 2], 1e-3)
+        pix = np.stack([fx * Xc[:, 0] / z + K[0, 2], fy * Xc[:, 1] / z + K[1, 2]], axis=1)
+        Jp = np.zeros((len(X), 2, 3))
+        Jp[:, 0, 0], Jp[:, 0, 2] = fx / z, -fx * Xc[:, 0] / z**2
+        Jp[:, 1, 1], Jp[:, 1, 2] = fy / z, -fy * Xc[:, 1] / z**2
+        Jq = (Jp @ Rcw) @ D  # (N, 2, J)
+        return (pix - uv)[seen], Jq[seen]
+
+    if not seen.any():
+        return q, float("nan")
+    for _ in range(iterations):
+        r, Jq = residual(q)
+        r, Jq = r.ravel(), Jq.reshape(-1, model.n_joints)
+        w = 1.0 / np.sqrt(1 + (r / f_scale_px) ** 2)
+        A = Jq.T @ (w[:, None] * Jq) + prior_px_per_rad**2 * np.eye(model.n_joints)
+        g = Jq.T @ (w * r) + prior_px_per_rad**2 * (q - q0)
+        dq = -np.linalg.solve(A + 1e-6 * np.eye(len(q)), g)
+        q = q + dq
+        if np.max(np.abs(dq)) < 1e-6:
+            break
+    r, _ = residual(q)
+    return q, float(np.sqrt(np.mean(np.sum(r * r, axis=1))))

@@ -1,0 +1,406 @@
+"""The fit's state and its bundle adjustment (helpers of ``kinematics.fit``).
+
+State of a fitted chain (``ChainState``), all in the twin's world (z up, base node at 0):
+- ``P`` (N, 3): offset of node k from node k-1, expressed in the frame of the last joint
+  of node k-1 (``P[0]`` = 0); |P[k]| is the distance between the two nodes.
+- ``jn`` (J,): node of each joint (non-decreasing); ``ax`` (J, 3): each joint's axis in its
+  own frame (joint frames are pure translations of their parent at q = 0).
+- ``q`` (T, J): joint angles per frame.
+- ``cam`` (6,): rotation vector and translation of camera_T_world.
+
+Frames: R_{-1} = I at the origin; node k sits at o_k = o_{k-1} + R P[k]; each joint of
+node k then rotates R <- R Rot(ax_j, q_j). ``bundle_adjust`` minimises the robust
+reprojection error of chosen nodes over chosen free parameters, with a first-difference
+smoothness penalty on q, using ``scipy.optimize.least_squares`` with a sparse Jacobian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix, diags
+
+
+def rot_batch(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotations about one ``axis`` (normalised here) by ``angles`` (T,) radians."""
+    n = axis / max(np.linalg.norm(axis), 1e-12)
+    Kx = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
+    s = np.sin(angles)[:, None, None]
+    c = np.cos(angles)[:, None, None]
+    return np.eye(3) + s * Kx + (1 - c) * (Kx @ Kx)
+
+
+def rotvec_matrix(r: np.ndarray) -> np.ndarray:
+    """3x3 rotation from a rotation vector."""
+    a = float(np.linalg.norm(r))
+    if a < 1e-12:
+        return np.eye(3)
+    return rot_batch(r / a, np.array([a]))[0]
+
+
+def matrix_rotvec(R: np.ndarray) -> np.ndarray:
+    """Rotation vector of a 3x3 rotation matrix."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(R).as_rotvec()
+
+
+def fk_nodes(P: np.ndarray, jn: np.ndarray, ax: np.ndarray, q: np.ndarray, upto: int | None = None) -> np.ndarray:
+    """(T, n, 3) world positions of nodes 0..upto (default all N) for angles ``q`` (T, J)."""
+    T = q.shape[0]
+    N = P.shape[0] if upto is None else upto + 1
+    R = np.broadcast_to(np.eye(3), (T, 3, 3))
+    o = np.zeros((T, 3))
+    out = np.empty((T, N, 3))
+    j, J = 0, len(jn)
+    for k in range(N):
+        if k > 0:
+            o = o + R @ P[k]
+        out[:, k] = o
+        while j < J and jn[j] == k:
+            if k < N - 1:
+                R = R @ rot_batch(ax[j], q[:, j])
+            j += 1
+    return out
+
+
+def in_frame(P: np.ndarray, jn: np.ndarray, ax: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T,3) position of node k and (T,3,3) frame after all joints of nodes < k."""
+    T = q.shape[0]
+    R = np.broadcast_to(np.eye(3), (T, 3, 3))
+    o = np.zeros((T, 3))
+    for kk in range(k + 1):
+        if kk > 0:
+            o = o + R @ P[kk]
+        if kk == k:
+            break
+        for j in np.flatnonzero(jn == kk):
+            R = R @ rot_batch(ax[j], q[:, j])
+    return o, np.array(R)
+
+
+def project_cam(Kmat: np.ndarray, cam: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(..., 2) pixels of world points X (..., 3) for camera params ``cam`` (rvec, tvec of camera_T_world)."""
+    R = rotvec_matrix(cam[:3])
+    Xc = X @ R.T + cam[3:6]
+    z = np.maximum(Xc[..., 2:3], 1e-3)
+    return (Xc[..., :2] / z) * Kmat[[0, 1], [0, 1]] + Kmat[:2, 2]
+
+
+def cam_to_world_T_camera(cam: np.ndarray) -> np.ndarray:
+    R = rotvec_matrix(cam[:3])
+    T = np.eye(4)
+    T[:3, :3] = R.T
+    T[:3, 3] = -R.T @ cam[3:6]
+    return T
+
+
+def world_T_camera_to_cam(world_T_camera: np.ndarray) -> np.ndarray:
+    cw = np.linalg.inv(world_T_camera)
+    return np.r_[matrix_rotvec(cw[:3, :3]), cw[:3, 3]]
+
+
+@dataclass
+class ChainState:
+    P: np.ndarray
+    jn: np.ndarray
+    ax: np.ndarray
+    q: np.ndarray
+    cam: np.ndarray
+
+    def copy(self) -> ChainState:
+        return ChainState(self.P.copy(), self.jn.copy(), self.ax.copy(), self.q.copy(), self.cam.copy())
+
+    def add_joint(self, node: int, axis: np.ndarray, q: np.ndarray | None = None) -> int:
+        """Append a joint at ``node`` (must be >= every existing joint's node); returns its index."""
+        self.jn = np.r_[self.jn, node].astype(np.int64)
+        self.ax = np.vstack([self.ax.reshape(-1, 3), np.asarray(axis, float) / np.linalg.norm(axis)])
+        col = np.zeros((self.q.shape[0], 1)) if q is None else np.asarray(q, float).reshape(-1, 1)
+        self.q = np.hstack([self.q, col])
+        return len(self.jn) - 1
+
+    def project(self, Kmat: np.ndarray, upto: int | None = None) -> np.ndarray:
+        return project_cam(Kmat, self.cam, fk_nodes(self.P, self.jn, self.ax, self.q, upto))
+
+
+def _solve_arrowhead(A, g: np.ndarray, n_dense: int, band: int) -> np.ndarray:
+    """Solve A x = g for SPD sparse A whose trailing block is banded (half-bandwidth ``band``).
+
+    Schur complement on the leading ``n_dense`` (camera and structure) parameters; the
+    per-frame angle block is factorised as a banded Cholesky.
+    """
+    from scipy.linalg import cho_factor, cho_solve, solveh_banded
+
+    A = A.tocsr()
+    n = A.shape[0]
+    nb = n - n_dense
+    if nb == 0:
+        return cho_solve(cho_factor(A.toarray()), g)
+    Add = A[:n_dense, :n_dense].toarray()
+    Adb = A[:n_dense, n_dense:].toarray()
+    Abb = A[n_dense:, n_dense:].todia()
+    ab = np.zeros((band + 1, nb))
+    for off, data in zip(Abb.offsets, Abb.data):
+        if 0 <= off <= band:
+            ab[band - off, off:] = data[off:]
+    rhs = np.hstack([Adb.T, g[n_dense:, None]])
+    sol = solveh_banded(ab, rhs, lower=False, check_finite=False)
+    BinvE, Binvg = sol[:, :n_dense], sol[:, n_dense]
+    if n_dense:
+        S = Add - Adb @ BinvE
+        xd = np.linalg.solve(S, g[:n_dense] - Adb @ Binvg)
+    else:
+        xd = np.zeros(0)
+    xb = Binvg - BinvE @ xd
+    return np.r_[xd, xb]
+
+
+def levenberg_marquardt(
+    fun, jac, x0: np.ndarray, f_scale: float, max_iter: int, n_dense: int, band: int
+) -> tuple[np.ndarray, float]:
+    """Robust (soft-L1 via IRLS) Levenberg-Marquardt for the fit's sparse problems.
+
+    Same objective as ``scipy.optimize.least_squares(loss="soft_l1")``; much faster here
+    because each step is a Schur complement on the few structure parameters plus a banded
+    Cholesky of the per-frame angles (``_solve_arrowhead``).
+    """
+
+    def rho(r: np.ndarray) -> float:
+        return float(np.sum(f_scale**2 * (np.sqrt(1 + (r / f_scale) ** 2) - 1)))
+
+    x = np.asarray(x0, float).copy()
+    r = fun(x)
+    cost = rho(r)
+    mu = 1e-3
+    for _ in range(max_iter):
+        J = jac(x)
+        w = 1.0 / np.sqrt(1 + (r / f_scale) ** 2)
+        JW = diags(w) @ J
+        A = (J.T @ JW).tocsr()
+        g = -(JW.T @ r)
+        d = A.diagonal()
+        improved, rel, dx = False, 0.0, np.zeros_like(x)
+        for _ in range(10):
+            try:
+                dx = _solve_arrowhead(A + diags(mu * d + 1e-9 * (1 + d.max())), g, n_dense, band)
+            except (np.linalg.LinAlgError, ValueError):
+                mu *= 10
+                continue
+            r2 = fun(x + dx)
+            c2 = rho(r2)
+            if np.isfinite(c2) and c2 < cost:
+                rel = (cost - c2) / max(cost, 1e-12)
+                x, r, cost = x + dx, r2, c2
+                mu = max(mu / 3, 1e-7)
+                improved = True
+                break
+            mu *= 4
+        if not improved or rel < 1e-6:
+            break
+    return x, cost
+
+
+def _forward(P, jn, ax, q, upto):
+    """Node positions (T, upto+1, 3) plus what the Jacobian needs (frames before each joint/offset)."""
+    T = q.shape[0]
+    R = np.broadcast_to(np.eye(3), (T, 3, 3))
+    o = np.zeros((T, 3))
+    X = np.empty((T, upto + 1, 3))
+    RP, Rb, Rj, oj = {}, {}, {}, {}
+    for k in range(upto + 1):
+        if k > 0:
+            RP[k] = R
+            o = o + R @ P[k]
+        X[:, k] = o
+        if k == upto:
+            break
+        for j in np.flatnonzero(jn == k):
+            Rb[j], oj[j] = R, o
+            Rj[j] = rot_batch(ax[j], q[:, j])
+            R = R @ Rj[j]
+    return X, RP, Rb, Rj, oj
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) skew matrices of (T, 3) vectors."""
+    z = np.zeros(len(v))
+    return np.stack(
+        [np.stack([z, -v[:, 2], v[:, 1]], 1), np.stack([v[:, 2], z, -v[:, 0]], 1), np.stack([-v[:, 1], v[:, 0], z], 1)],
+        1,
+    )
+
+
+def bundle_adjust(
+    st: ChainState,
+    Kmat: np.ndarray,
+    uv: np.ndarray,
+    *,
+    nodes: list[int],
+    free_cam: bool,
+    free_P: list[int],
+    free_ax: list[int],
+    free_q: list[int],
+    smooth_px_per_rad: float,
+    f_scale_px: float = 2.0,
+    max_nfev: int = 60,
+    length_total: float | None = 1.0,
+) -> tuple[ChainState, float]:
+    """Refine ``st`` in place on the reprojection of ``nodes``; returns (state, robust cost).
+
+    The Jacobian is analytic (sparse) except for the 6 camera columns (finite differences
+    of the projection alone).
+    """
+    T = uv.shape[0]
+    nodes = sorted(nodes)
+    upto = max(nodes)
+    nn = len(nodes)
+    obs = uv[:, nodes]  # (T, n, 2)
+    seen = np.isfinite(obs[..., 0])
+    obs0 = np.where(seen[..., None], obs, 0.0)
+    n_cam = 6 if free_cam else 0
+    nq = len(free_q)
+    sizes = [n_cam, 3 * len(free_P), 3 * len(free_ax), T * nq]
+    offs = np.cumsum([0] + sizes)
+    n_len = 1 if (length_total is not None and free_P) else 0
+    n_rep = T * nn * 2
+    n_res = n_rep + (T - 1) * nq + len(free_ax) + n_len
+    lam = smooth_px_per_rad
+    fx, fy = Kmat[0, 0], Kmat[1, 1]
+
+    def unpack(x: np.ndarray) -> ChainState:
+        s = ChainState(st.P.copy(), st.jn, st.ax.copy(), st.q.copy(), st.cam.copy())
+        if free_cam:
+            s.cam = x[:6].copy()
+        if free_P:
+            s.P[free_P] = x[offs[1] : offs[2]].reshape(-1, 3)
+        if free_ax:
+            s.ax[free_ax] = x[offs[2] : offs[3]].reshape(-1, 3)
+        if nq:
+            s.q[:, free_q] = x[offs[3] : offs[4]].reshape(T, nq)
+        return s
+
+    x0 = np.concatenate(
+        [st.cam if free_cam else [], st.P[free_P].ravel(), st.ax[free_ax].ravel(), st.q[:, free_q].ravel()]
+    )
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        s = unpack(x)
+        X = fk_nodes(s.P, s.jn, s.ax, s.q, upto)[:, nodes]
+        r = np.where(seen[..., None], project_cam(Kmat, s.cam, X) - obs0, 0.0).ravel()
+        parts = [r]
+        if nq:
+            parts.append(lam * np.diff(s.q[:, free_q], axis=0).ravel())
+        if free_ax:
+            parts.append(10.0 * (np.linalg.norm(s.ax[free_ax], axis=1) - 1.0))
+        if n_len:
+            parts.append([100.0 * (np.linalg.norm(s.P[1 : upto + 1], axis=1).sum() - length_total)])
+        return np.concatenate(parts)
+
+    tt = np.arange(T)
+
+    def jac(x: np.ndarray):
+        s = unpack(x)
+        Xall, RP, Rb, Rj, oj = _forward(s.P, s.jn, s.ax, s.q, upto)
+        X = Xall[:, nodes]
+        Rcw = rotvec_matrix(s.cam[:3])
+        Xc = X @ Rcw.T + s.cam[3:6]
+        z = np.maximum(Xc[..., 2], 1e-3)
+        Jp = np.zeros((T, nn, 2, 3))
+        Jp[..., 0, 0] = fx / z
+        Jp[..., 0, 2] = -fx * Xc[..., 0] / z**2
+        Jp[..., 1, 1] = fy / z
+        Jp[..., 1, 2] = -fy * Xc[..., 1] / z**2
+        A = Jp @ Rcw * seen[..., None, None]  # (T, n, 2, 3) d uv / d X_world
+        rows, cols, vals = [], [], []
+        rbase = (tt[:, None] * nn + np.arange(nn)[None, :]) * 2  # (T, n)
+
+        node_arr = np.asarray(nodes)
+
+        def put(sel: np.ndarray, col, d: np.ndarray) -> None:
+            """d: (T, len(sel), 2, c) values for nodes ``sel`` (indices into nodes) and c columns.
+
+            col: (c,) column indices, or (T, c) when they depend on the frame."""
+            c = d.shape[-1]
+            r = np.broadcast_to(rbase[:, sel][:, :, None, None] + np.arange(2)[:, None], d.shape)
+            col = np.asarray(col)
+            cc = col[:, None, None, :] if col.ndim == 2 else col[None, None, None, :]
+            rows.append(r.ravel())
+            cols.append(np.broadcast_to(cc, d.shape).ravel())
+            vals.append(d.ravel())
+            del c
+
+        all_sel = np.arange(nn)
+        if free_cam:
+            uv0 = project_cam(Kmat, s.cam, X)
+            d = np.empty((T, nn, 2, 6))
+            for i in range(6):
+                c2 = s.cam.copy()
+                h = 1e-6 * max(1.0, abs(c2[i]))
+                c2[i] += h
+                d[..., i] = (project_cam(Kmat, c2, X) - uv0) / h * seen[..., None]
+            put(all_sel, np.arange(6), d)
+        for bi, m in enumerate(free_P):
+            sel = np.flatnonzero(node_arr >= m)
+            if len(sel):
+                d = A[:, sel] @ RP[m][:, None]  # (T, s, 2, 3)
+                put(sel, offs[1] + 3 * bi + np.arange(3), d)
+        for bi, j in enumerate(free_ax):
+            sel = np.flatnonzero(node_arr > s.jn[j])
+            if not len(sel):
+                continue
+            a = s.ax[j]
+            na = np.linalg.norm(a)
+            n = a / na
+            Pn = (np.eye(3) - np.outer(n, n)) / na
+            sq = np.sin(s.q[:, j])[:, None, None, None]
+            cq = np.cos(s.q[:, j])[:, None, None, None]
+            Kn = _skew(n[None])[0]
+            diff = X[:, sel] - oj[j][:, None]  # (T, s, 3)
+            y = np.einsum("tji,tsj->tsi", Rb[j], diff)
+            u = np.einsum("tji,tsj->tsi", Rj[j], y)
+            Su = _skew(u.reshape(-1, 3)).reshape(T, len(sel), 3, 3)
+            Snu = _skew(np.cross(n, u).reshape(-1, 3)).reshape(T, len(sel), 3, 3)
+            D = sq * (-Su) + (1 - cq) * (-Snu - Kn @ Su)
+            d = A[:, sel] @ (Rb[j][:, None] @ D @ Pn)
+            put(sel, offs[2] + 3 * bi + np.arange(3), d)
+        for bi, j in enumerate(free_q):
+            if j not in Rb:
+                continue
+            sel = np.flatnonzero(node_arr > s.jn[j])
+            if not len(sel):
+                continue
+            w = np.einsum("tij,j->ti", Rb[j], s.ax[j] / np.linalg.norm(s.ax[j]))
+            dX = np.cross(w[:, None], X[:, sel] - oj[j][:, None])  # (T, s, 3)
+            d = np.einsum("tsij,tsj->tsi", A[:, sel], dX)[..., None]
+            put(sel, (offs[3] + tt * nq + bi)[:, None], d)
+        r0 = n_rep
+        if nq:
+            rr = r0 + (np.arange(T - 1)[:, None] * nq + np.arange(nq)).ravel()
+            c0 = offs[3] + (np.arange(T - 1)[:, None] * nq + np.arange(nq)).ravel()
+            rows += [rr, rr]
+            cols += [c0, c0 + nq]
+            vals += [np.full(len(rr), -lam), np.full(len(rr), lam)]
+            r0 += (T - 1) * nq
+        for bi, j in enumerate(free_ax):
+            a = s.ax[j]
+            rows.append(np.full(3, r0 + bi))
+            cols.append(offs[2] + 3 * bi + np.arange(3))
+            vals.append(10.0 * a / np.linalg.norm(a))
+        r0 += len(free_ax)
+        if n_len:
+            for bi, m in enumerate(free_P):
+                if m <= upto:
+                    rows.append(np.full(3, r0))
+                    cols.append(offs[1] + 3 * bi + np.arange(3))
+                    vals.append(100.0 * s.P[m] / max(np.linalg.norm(s.P[m]), 1e-12))
+        return coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_res, len(x0))
+        ).tocsr()
+
+    x, cost = levenberg_marquardt(fun, jac, x0, f_scale_px, max_nfev, int(offs[3]), max(nq, 1))
+    s = unpack(x)
+    if free_ax:
+        s.ax[free_ax] /= np.linalg.norm(s.ax[free_ax], axis=1, keepdims=True)
+    st.P, st.ax, st.q, st.cam = s.P, s.ax, s.q, s.cam
+    return st, cost

@@ -1,0 +1,243 @@
+"""Initialisation of the 3D fit by peeling the chain from the base (helper of ``kinematics.fit``).
+
+Node by node, base to tip, the joints of node k are chosen to explain the track of node
+k+1 with everything upstream kept: candidates with 0, 1 or 2 revolute joints at node k
+(0 = a joint whose axis passes through node k+1, so it does not move it: its angle is
+"pending" and is searched together with the next node's joints), each axis drawn from a
+small set of directions. For each candidate the angles of every frame come from a grid
+search with greedy temporal tracking, then a small bundle adjustment (camera, offset,
+axes and the new angles) refines it; the candidate with the fewest joints whose error is
+close to the best one wins, then everything so far is adjusted together.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotvec, project_cam, rot_batch
+
+CAND_NFEV = 25
+FREE_ALL = True
+
+_DIRS = np.array(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -1, 0], [1, 0, 1], [1, 0, -1], [0, 1, 1], [0, 1, -1]]
+    + [[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]],
+    float,
+)
+_DIRS /= np.linalg.norm(_DIRS, axis=1, keepdims=True)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(np.linalg.norm(v), 1e-12)
+
+
+def _perp(a: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to ``a``."""
+    other = np.array([1.0, 0, 0]) if abs(a[0]) < 0.9 else np.array([0, 1.0, 0])
+    return _unit(np.cross(a, other))
+
+
+def initial_camera(Kmat: np.ndarray, uv: np.ndarray, elevation_deg: float, chain_length: float) -> np.ndarray:
+    """Camera params looking at the base node from ``elevation_deg`` with the robot at a plausible distance."""
+    base = np.nanmedian(uv[:, 0], axis=0)
+    seg = np.linalg.norm(np.diff(uv, axis=1), axis=2)
+    size_px = float(np.nansum(np.nan_to_num(np.nanmedian(seg, axis=0))))
+    f = Kmat[0, 0]
+    D = f * chain_length * 0.8 / max(size_px, 1.0)
+    e = np.radians(elevation_deg)
+    eye = D * np.array([np.cos(e), 0.0, np.sin(e)]) + np.array([0, 0, 0.3 * chain_length])
+    z = _unit(-eye)
+    x = _unit(np.cross(z, [0, 0, 1.0]))
+    y = np.cross(z, x)
+    R0 = np.stack([x, y, z], axis=1)  # world_R_camera
+    ray = _unit(np.linalg.solve(Kmat, np.r_[base, 1.0]))
+    # Q maps ray -> z (minimal rotation); world_R_camera = R0 @ Q
+    v = np.cross(ray, [0, 0, 1.0])
+    s, c = np.linalg.norm(v), ray[2]
+    Q = np.eye(3) if s < 1e-9 else rot_batch(v / s, np.array([np.arctan2(s, c)]))[0]
+    Rwc = R0 @ Q
+    Rcw = Rwc.T
+    return np.r_[matrix_rotvec(Rcw), -Rcw @ eye]
+
+
+def _track_grid(err: np.ndarray, n: int, ndim: int, smooth: float, width: int) -> np.ndarray:
+    """Viterbi over a periodic grid of ``n``**ndim angle states: indices (T,) minimising
+    err (T, S) + smooth * (angle step)² with steps of at most ``width`` cells per axis."""
+    T = err.shape[0]
+    shape = (n,) * ndim
+    cell = 2 * np.pi / n
+    offsets = list(itertools.product(range(-width, width + 1), repeat=ndim))
+    pen = np.array([smooth * cell**2 * sum(o * o for o in off) for off in offsets])
+    acc = err[0].reshape(shape)
+    back = np.empty((T, len(err[0])), np.int16)
+    axes = tuple(range(ndim))
+    for t in range(1, T):
+        cands = np.stack([np.roll(acc, off, axis=axes) + p for off, p in zip(offsets, pen)])
+        arg = np.argmin(cands, axis=0)
+        acc = np.take_along_axis(cands, arg[None], 0)[0] + err[t].reshape(shape)
+        acc -= acc.min()
+        back[t] = arg.ravel()
+    idx = np.empty(T, np.int64)
+    idx[-1] = int(np.argmin(acc))
+    off_arr = np.array(offsets)
+    for t in range(T - 1, 0, -1):
+        sub = np.array(np.unravel_index(idx[t], shape))
+        prev = (sub - off_arr[back[t, idx[t]]]) % n
+        idx[t - 1] = np.ravel_multi_index(tuple(prev), shape)
+    return idx
+
+
+def _grid(ndim: int) -> tuple[np.ndarray, int]:
+    n = {1: 72, 2: 36, 3: 18}[ndim]
+    a = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    return np.array(list(itertools.product(a, repeat=ndim))), n
+
+
+def _grid_fit(Kmat, cam, o, R, axes_chain, P, obs, smooth):
+    """Angles (T, d) for a chain of local axes so that o + R Π Rot P projects onto obs (T, 2)."""
+    G, n = _grid(len(axes_chain))
+    M = np.broadcast_to(np.eye(3), (len(G), 3, 3))
+    for i, a in enumerate(axes_chain):
+        M = M @ rot_batch(a, G[:, i])
+    v = M @ P  # (S, 3)
+    X = o[:, None, :] + np.einsum("tij,sj->tsi", R, v)
+    d = project_cam(Kmat, cam, X) - obs[:, None, :]
+    err = np.minimum(np.sum(d * d, axis=2), 400.0)
+    err = np.where(np.isfinite(err), err, 0.0)
+    idx = _track_grid(err, n, G.shape[1], smooth, {1: 4, 2: 2, 3: 1}[G.shape[1]])
+    ang = np.unwrap(G[idx], axis=0)
+    return ang, float(np.mean(err[np.arange(len(idx)), idx]))
+
+
+def _rms(st: ChainState, Kmat, uv, k) -> float:
+    e = np.linalg.norm(st.project(Kmat, k)[:, k] - uv[:, k], axis=1)
+    e = e[np.isfinite(e)]
+    return float(np.sqrt(np.mean(np.minimum(e, 15.0) ** 2))) if len(e) else 0.0
+
+
+def peel(
+    Kmat: np.ndarray, uv: np.ndarray, cam0: np.ndarray, smooth: float, sigma_px: float, log: list | None = None
+) -> ChainState:
+    """Initial ``ChainState`` for tracks ``uv`` (T, N, 2) from camera guess ``cam0``.
+
+    smooth: angle smoothness weight (px per rad); sigma_px: the tracks' pixel noise.
+    """
+    T, N, _ = uv.shape
+    st = ChainState(np.zeros((N, 3)), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((T, 0)), cam0.copy())
+    pending: int | None = None
+    accept_px = 1.2 * sigma_px + 1.0
+    if log is not None:
+        log.append(f"accept {accept_px:.2f}px")
+    grid_smooth = 0.25 * smooth**2
+    for k in range(N - 1):
+        o, R = in_frame(st.P, st.jn, st.ax, st.q, k)
+        Xc_z = (o @ _rot(st.cam).T + st.cam[3:])[:, 2]
+        depth = float(np.median(Xc_z))
+        seg = np.linalg.norm(uv[:, k + 1] - uv[:, k], axis=1)
+        L = max(float(np.nanpercentile(seg, 95)) if np.isfinite(seg).any() else 0.0, 2.0) * depth / Kmat[0, 0]
+        in_dir = _unit(st.P[k]) if k > 0 else np.array([0, 0, 1.0])
+        extra = [st.ax[pending]] if pending is not None else []
+        cands: list[tuple[int, list[np.ndarray], np.ndarray]] = []  # (dof, own axes, P)
+        if k == 0:
+            cands.append((0, [], np.array([0, 0, L])))
+            cands.append((1, [np.array([0, 0, 1.0])], np.array([L, 0, 0])))
+            cands.append((2, [np.array([0, 0, 1.0]), np.array([0, 1.0, 0])], np.array([L, 0, 0])))
+        else:
+            for d in [in_dir] + list(_DIRS):
+                cands.append((1, [d], L * _perp(d)))
+            for d in (in_dir, np.array([0, 0, 1.0])):
+                b = _perp(d)
+                cands.append((2, [d, b], L * _unit(np.cross(b, d))))
+        scored = []
+        for dof, own, P in cands:
+            if dof == 0 and k > 0:
+                continue
+            axes_chain = extra + own
+            if axes_chain:
+                ang, c = _grid_fit(Kmat, st.cam, o, R, axes_chain, P, uv[:, k + 1], grid_smooth)
+            else:
+                ang, c = np.zeros((T, 0)), 0.0
+            scored.append((c, dof, own, P, ang))
+        if k > 0:  # rigid offset (pending joint), from a direction grid
+            dirs = _fib_sphere(200)
+            best = None
+            for Lm in (L,) if extra else (L, 1.5 * L):
+                if extra:
+                    for d in dirs[::8]:
+                        ang, c = _grid_fit(Kmat, st.cam, o, R, extra, Lm * d, uv[:, k + 1], grid_smooth)
+                        if best is None or c < best[0]:
+                            best = (c, 0, [], Lm * d, ang)
+                else:
+                    X = o[:, None, :] + np.einsum("tij,sj->tsi", R, Lm * dirs)
+                    dd = project_cam(Kmat, st.cam, X) - uv[:, k + 1][:, None, :]
+                    err = np.nanmean(np.minimum(np.sum(dd * dd, axis=2), 400.0), axis=0)
+                    i = int(np.argmin(err))
+                    if best is None or err[i] < best[0]:
+                        best = (float(err[i]), 0, [], Lm * dirs[i], np.zeros((T, 0)))
+            scored.append(best)
+        results = []
+        for dof in (0, 1, 2):
+            group = sorted([s for s in scored if s[1] == dof], key=lambda s: s[0])[: (2 if dof == 1 else 1)]
+            for _, _, own, P, ang in group:
+                cand = st.copy()
+                cand.P[k + 1] = P
+                new = [cand.add_joint(k, a, ang[:, len(extra) + i]) for i, a in enumerate(own)]
+                if dof == 0:
+                    new = [cand.add_joint(k, _unit(P))]
+                if pending is not None:
+                    cand.q[:, pending] = ang[:, 0]
+                if FREE_ALL:
+                    free_q = [j for j in range(len(cand.jn)) if j not in new or dof > 0]
+                    free_ax = [j for j in range(1, len(cand.jn)) if j not in new or dof > 0]
+                    free_P = list(range(1, k + 2))
+                else:
+                    free_q = ([pending] if pending is not None else []) + (new if dof > 0 else [])
+                    free_ax = [j for j in new if j > 0] if dof > 0 else []
+                    free_P = [k + 1]
+                bundle_adjust(
+                    cand, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
+                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None,
+                )  # fmt: skip
+                if dof == 0:
+                    cand.ax[new[0]] = _unit(cand.P[k + 1])
+                results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
+        best_rms = min(r[0] for r in results)
+        ok = [r for r in results if r[1] < 2 and r[0] <= accept_px]
+        chosen = min(ok, key=lambda r: (r[1], r[0])) if ok else min(results, key=lambda r: r[0])
+        if log is not None:
+            log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px" for r in results))
+        _, dof, st, new = chosen
+        pending = new[0] if dof == 0 else None
+        free_P = list(range(1, k + 2))
+        free_ax = [j for j in range(1, len(st.jn))]
+        bundle_adjust(
+            st, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
+            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None,
+        )  # fmt: skip
+    # the last node carries one joint (its own motion is unobservable): a roll about its link
+    st.add_joint(N - 1, _unit(st.P[N - 1]))
+    return st
+
+
+def _rot(cam: np.ndarray) -> np.ndarray:
+    from kinematics.fit_core import rotvec_matrix
+
+    return rotvec_matrix(cam[:3])
+
+
+def _fib_sphere(n: int) -> np.ndarray:
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    th = np.pi * (1 + 5**0.5) * i
+    return np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], axis=1)
+
+
+def noise_px(uv: np.ndarray) -> float:
+    """Robust estimate of the per-coordinate pixel noise of tracks (T, N, 2) from second differences."""
+    d2 = uv[2:] - 2 * uv[1:-1] + uv[:-2]
+    d2 = np.abs(d2[np.isfinite(d2)])
+    if len(d2) < 10:
+        return 1.0
+    return float(np.median(d2) / 0.6745 / np.sqrt(6.0))
