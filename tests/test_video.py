@@ -218,3 +218,16 @@ def test_writer_rejects_wrong_frame_and_empty_output(tmp_path):
     with pytest.raises(OutputError, match="no frames"), VideoWriter(out, fps=10, size=(32, 32)):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_undecodable_stream_is_a_video_error(tmp_path):
+    """A valid container whose compressed frames are all garbage: nothing decodes."""
+    path = make_video(tmp_path / "ok.mp4", n=10, w=64, h=48)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"mdat") + 4
+    data[start:] = np.random.default_rng(1).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match="(cannot|could not) decode any frame of .*garbage.mp4") as info:
+        list(open_video(bad))
+    assert "\n" not in str(info.value)
