@@ -141,7 +141,7 @@ def _solve_arrowhead(A, g: np.ndarray, n_dense: int, band: int) -> np.ndarray:
     Adb = A[:n_dense, n_dense:].toarray()
     Abb = A[n_dense:, n_dense:].todia()
     ab = np.zeros((band + 1, nb))
-    for off, data in zip(Abb.offsets, Abb.data):
+    for off, data in zip(Abb.offsets, Abb.data, strict=True):
         if 0 <= off <= band:
             ab[band - off, off:] = data[off:]
     rhs = np.hstack([Adb.T, g[n_dense:, None]])

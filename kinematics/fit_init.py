@@ -74,7 +74,7 @@ def _track_grid(err: np.ndarray, n: int, ndim: int, smooth: float, width: int) -
     back = np.empty((T, len(err[0])), np.int16)
     axes = tuple(range(ndim))
     for t in range(1, T):
-        cands = np.stack([np.roll(acc, off, axis=axes) + p for off, p in zip(offsets, pen)])
+        cands = np.stack([np.roll(acc, off, axis=axes) + p for off, p in zip(offsets, pen, strict=True)])
         arg = np.argmin(cands, axis=0)
         acc = np.take_along_axis(cands, arg[None], 0)[0] + err[t].reshape(shape)
         acc -= acc.min()
@@ -203,7 +203,6 @@ def peel(
                 if dof == 0:
                     cand.ax[new[0]] = _unit(cand.P[k + 1])
                 results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
-        best_rms = min(r[0] for r in results)
         ok = [r for r in results if r[1] < 2 and r[0] <= accept_px]
         chosen = min(ok, key=lambda r: (r[1], r[0])) if ok else min(results, key=lambda r: r[0])
         if log is not None:

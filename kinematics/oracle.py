@@ -48,7 +48,7 @@ def validate_gt(gt: dict, path: str | Path = "<gt>") -> dict:
     for i, fr in enumerate(gt["frames"]):
         if "robots" not in fr or len(fr["robots"]) != len(n_kp):
             raise _fail(path, f"frames[{i}] must list {len(n_kp)} robot entries")
-        for r, (rob, n) in enumerate(zip(fr["robots"], n_kp)):
+        for r, (rob, n) in enumerate(zip(fr["robots"], n_kp, strict=True)):
             for key in ("keypoints_uv", "keypoints_visible", "keypoints_world"):
                 if len(rob.get(key, [])) != n:
                     raise _fail(path, f"frames[{i}].robots[{r}].{key} must have {n} entries (one per keypoint)")
@@ -141,7 +141,7 @@ def oracle_detections(
             gxy = np.asarray(rob.get("boxes", {}).get("xyxy", []), float).reshape(-1, 4)
             jbox = gxy[gcls == JOINT]
             jc = (jbox[:, :2] + jbox[:, 2:]) / 2
-            for b, c in zip(gxy, gcls):
+            for b, c in zip(gxy, gcls, strict=True):
                 if c in (COBOT, LINK):
                     boxes.append(b + rng.normal(0, noise_px, 4))
                     conf.append(rng.uniform(0.6, 0.98))

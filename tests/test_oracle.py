@@ -17,7 +17,7 @@ def make_gt(n_frames: int = 20) -> dict:
     for i in range(n_frames):
         uv = [[100.0 + i, 200.0], [150.0, 120.0 + i], [220.0, 100.0]]
         vis = [True, True, i % 2 == 0]  # keypoint 2 hidden in odd frames
-        jb = [[u - 6, v - 6, u + 6, v + 6] for (u, v), ok in zip(uv, vis) if ok]
+        jb = [[u - 6, v - 6, u + 6, v + 6] for (u, v), ok in zip(uv, vis, strict=True) if ok]
         boxes = {"cls": [COBOT] + [JOINT] * len(jb) + [LINK], "xyxy": [[80, 90, 240, 215]] + jb + [[95, 110, 160, 210]]}
         frames.append(
             {
@@ -73,8 +73,8 @@ def test_noise_misses_and_false_joints_are_seeded_and_sized():
     a = oracle_detections(gt, noise_px=2.0, miss_rate=0.25, false_joints_per_frame=1.0, seed=3)
     b = oracle_detections(gt, noise_px=2.0, miss_rate=0.25, false_joints_per_frame=1.0, seed=3)
     c = oracle_detections(gt, noise_px=2.0, miss_rate=0.25, false_joints_per_frame=1.0, seed=4)
-    assert all(np.array_equal(x.xyxy, y.xyxy) for x, y in zip(a, b))
-    assert not all(np.array_equal(x.xyxy, y.xyxy) for x, y in zip(a, c))
+    assert all(np.array_equal(x.xyxy, y.xyxy) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x.xyxy, y.xyxy) for x, y in zip(a, c, strict=True))
     n_vis = sum(sum(f["robots"][0]["keypoints_visible"]) for f in gt["frames"])
     n_joint = sum(len(d.of_class(JOINT)) for d in a)
     # expected: 0.75 * visible + 1.0 false per frame
