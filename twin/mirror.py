@@ -302,8 +302,9 @@ def run_gui(
     max_frames: int | None = None,
     screenshot: Path | None = None,
     overlay: bool = False,
-) -> int:
-    """Play the motion in the PyBullet GUI at the video's pace; returns frames shown.
+) -> tuple[int, float]:
+    """Play the motion in the PyBullet GUI at the video's pace; returns (frames shown, seconds the
+    frame loop took).
 
     ``overlay``: also show the side-by-side in the OpenCV window (made by open_overlay_window)."""
     import cv2
@@ -326,6 +327,7 @@ def run_gui(
         if delay > 0:
             time.sleep(delay)
         shown += 1
+    loop_s = time.monotonic() - t0_wall
     if screenshot is not None and mirror.connected:
         time.sleep(0.3)  # let the GUI draw the final pose
         ok, png = cv2.imencode(".png", mirror.gui_screenshot()[..., ::-1])
@@ -334,7 +336,7 @@ def run_gui(
         write_bytes_atomic(screenshot, png.tobytes())
     if overlay:
         cv2.destroyAllWindows()
-    return shown
+    return shown, loop_s
 
 
 def replay_speed(
@@ -444,7 +446,7 @@ def main_body(args: argparse.Namespace) -> int:
             print(f"wrote {args.output} ({n} frames)")
         return 0
     with Mirror(args.urdf, motion.joints, gui=True, control=args.control) as mirror:
-        shown = run_gui(
+        shown, loop_s = run_gui(
             mirror,
             motion,
             video,
@@ -453,7 +455,7 @@ def main_body(args: argparse.Namespace) -> int:
             Path(args.screenshot) if args.screenshot else None,
             overlay,
         )
-    print(f"replayed {shown} frames" + (f"; wrote {args.screenshot}" if args.screenshot else ""))
+    print(f"replayed {shown} frames in {loop_s:.2f} s" + (f"; wrote {args.screenshot}" if args.screenshot else ""))
     return 0
 
 
