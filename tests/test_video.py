@@ -231,3 +231,33 @@ def test_undecodable_stream_is_a_video_error(tmp_path):
     with pytest.raises(VideoError, match="(cannot|could not) decode any frame of .*garbage.mp4") as info:
         list(open_video(bad))
     assert "\n" not in str(info.value)
+
+
+def test_opencv_window_still_opens_after_reading_a_video(tmp_path):
+    """PyAV's bundled libxcb, loaded before OpenCV's Qt, makes cv2.namedWindow hang (PyAV#978);
+    twin.video loads OpenCV first. Runs under Xvfb in a subprocess with a timeout."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (apt-get install xvfb)")
+    path = make_video(tmp_path / "a.mp4", n=3)
+    code = f"from twin.video import open_video\nlist(open_video({str(path)!r}))\nimport cv2\ncv2.namedWindow('w')\nprint('window ok')\n"
+    proc = subprocess.Popen(
+        ["xvfb-run", "-a", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("cv2.namedWindow hung after twin.video read a video (PyAV loaded before OpenCV)")
+    assert "window ok" in out, err[-1000:]

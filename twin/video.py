@@ -80,10 +80,10 @@ def _looks_like_mp4(path: Path) -> bool:
 def _import_av():
     """Import PyAV, loading OpenCV first: PyAV's bundled libxcb loaded before OpenCV's Qt makes
     every later cv2.imshow/namedWindow hang (PyAV-Org/PyAV#978, reproduced here under Xvfb)."""
-    import av
-    import cv2  # noqa: F401
+    import importlib
 
-    return av
+    importlib.import_module("cv2")  # first (not an import statement: isort would reorder it)
+    return importlib.import_module("av")
 
 
 def _open_container(path: Path):
