@@ -60,7 +60,7 @@ def random_light(rng: np.random.Generator) -> Light:
         ambient=float(rng.uniform(0.3, 0.8)),
         diffuse=float(rng.uniform(0.3, 0.8)),
         specular=float(rng.uniform(0.0, 0.5)),
-        shadow=bool(rng.random() < 0.25),
+        shadow=bool(rng.random() < 0.15),
     )
 
 
@@ -83,10 +83,14 @@ def random_scene(
     limits: list[tuple[np.ndarray, np.ndarray]],
     width: int,
     height: int,
+    n_robots: int | None = None,
+    fill: tuple[float, float] = (0.45, 1.2),
 ) -> SceneParams:
     """Scene with 1 (sometimes 2 or 3) robots from ``robot_indices``."""
-    n_robots = 1 if rng.random() < 0.85 or len(robot_indices) < 1 else int(rng.integers(2, 4))
-    chosen = [int(rng.choice(robot_indices)) for _ in range(n_robots)]
+    u = rng.random()
+    if n_robots is None:
+        n_robots = 1 if u < 0.85 or len(robot_indices) < 1 else int(rng.integers(2, 4))
+    chosen = [int(rng.choice(robot_indices))] * n_robots  # copies of one type
     robots = []
     x = 0.0
     for k, i in enumerate(chosen):
@@ -98,7 +102,7 @@ def random_scene(
     reach = reach_m[main.index]
     centre = np.array([np.mean([r.xyz[0] for r in robots]), 0.0, 0.45 * reach])
     span = reach + (robots[-1].xyz[0] - robots[0].xyz[0])
-    K, wTc = random_camera(rng, centre, span, width, height)
+    K, wTc = random_camera(rng, centre, span, width, height, fill)
     eye = wTc[:3, 3]
     clutter = []
     for c in rng.choice(N_CLUTTER, int(rng.integers(0, 6)), replace=False):

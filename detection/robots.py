@@ -70,8 +70,10 @@ def package_root(source: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Project-local cache for resolved URDFs (``$TWIN_CACHE_DIR`` or ``~/.cache/cobot-twin``)."""
-    root = Path(os.environ.get("TWIN_CACHE_DIR", Path.home() / ".cache" / "cobot-twin")) / "urdf"
+    """Cache for resolved URDFs, inside the project's config folder (twin.paths)."""
+    from twin.paths import config_dir
+
+    root = config_dir() / "urdf"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

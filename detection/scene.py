@@ -86,40 +86,44 @@ def gl_matrices(K: np.ndarray, world_T_camera: np.ndarray, width: int, height: i
     return view.T.flatten().tolist(), proj.T.flatten().tolist()
 
 
-class SceneRenderer:
-    """Loads ``specs`` once into a private PyBullet DIRECT client and renders scenes."""
+class _World:
+    """One PyBullet client holding one robot type (and copies of it), floor, clutter, people.
 
-    def __init__(self, specs: list[RobotSpec]) -> None:
+    TinyRenderer rasterises every body in a client, parked or not, so each robot type gets
+    its own client and a scene only ever pays for what it shows.
+    """
+
+    def __init__(self, spec: RobotSpec) -> None:
         import pybullet
         import pybullet_data
         from pybullet_utils.bullet_client import BulletClient
 
         self.p = BulletClient(connection_mode=pybullet.DIRECT)
         self.p.setAdditionalSearchPath(pybullet_data.getDataPath())
-        self.specs = list(specs)
+        self.spec = spec
         self.bodies: list[int] = []
         self.infos: list[RobotChainInfo] = []
-        self.original_rgba: list[dict[int, np.ndarray]] = []
-        for spec in self.specs:
-            body = self._load_robot(spec)
-            self.bodies.append(body)
-            self.infos.append(analyse_robot(self.p, body))
-            self.original_rgba.append({d[1]: np.array(d[7]) for d in self.p.getVisualShapeData(body)})
-            self._park(body)
+        self.original_rgba: dict[int, np.ndarray] = {}
+        self.add_copy()
         self.floor = self.p.loadURDF("plane.urdf", basePosition=[0, 0, PARK_Z * 2])
         self.clutter = [self._make_clutter(i) for i in range(N_CLUTTER)]
         self.people = [self._make_person() for _ in range(N_PEOPLE)]
         self.floor_textures = self._make_floor_textures()
         self._placed: list[int] = []
 
-    def _load_robot(self, spec: RobotSpec) -> int:
+    def add_copy(self) -> None:
         from twin.errors import RobotDescriptionError
 
-        path = resolved_urdf(spec)
+        path = resolved_urdf(self.spec)
         try:
-            return self.p.loadURDF(str(path), useFixedBase=True, flags=self.p.URDF_USE_MATERIAL_COLORS_FROM_MTL)
+            body = self.p.loadURDF(str(path), useFixedBase=True, flags=self.p.URDF_USE_MATERIAL_COLORS_FROM_MTL)
         except Exception as exc:  # pybullet.error
             raise RobotDescriptionError(f"PyBullet cannot load URDF {path} ({exc}); check its mesh paths and XML") from exc
+        self.bodies.append(body)
+        self.infos.append(analyse_robot(self.p, body))
+        if not self.original_rgba:
+            self.original_rgba = {d[1]: np.array(d[7]) for d in self.p.getVisualShapeData(body)}
+        self.park(body)
 
     def _make_floor_textures(self) -> list[int]:
         """Texture ids for the floor: its own checker, plain white, and procedural ones."""
@@ -141,7 +145,7 @@ class SceneRenderer:
                 ids.append(self.p.loadTexture(path))
         return ids
 
-    def _park(self, body: int) -> None:
+    def park(self, body: int) -> None:
         self.p.resetBasePositionAndOrientation(body, [0, 0, PARK_Z], [0, 0, 0, 1])
 
     def _make_clutter(self, i: int) -> int:
@@ -169,36 +173,70 @@ class SceneRenderer:
         )
         return p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=[0, 0, PARK_Z])
 
+    def close(self) -> None:
+        try:
+            self.p.disconnect()
+        except Exception:
+            pass
+
+
+class SceneRenderer:
+    """Renders scenes of the robots ``specs``; each robot type lives in its own client.
+
+    ``world(i)`` is robot ``i``'s client (created on first use); a scene shows one robot
+    type, possibly several copies of it.
+    """
+
+    def __init__(self, specs: list[RobotSpec], preload: bool = True) -> None:
+        self.specs = list(specs)
+        self._worlds: dict[int, _World] = {}
+        if preload:
+            for i in range(len(self.specs)):
+                self.world(i)
+
+    def world(self, i: int) -> _World:
+        if i not in self._worlds:
+            self._worlds[i] = _World(self.specs[i])
+        return self._worlds[i]
+
+    def info(self, i: int) -> RobotChainInfo:
+        return self.world(i).infos[0]
+
     def render(self, sp: SceneParams) -> RenderedFrame:
-        p = self.p
-        for body in self._placed:
-            self._park(body)
-        self._placed = []
+        kinds = {r.index for r in sp.robots}
+        if len(kinds) != 1:
+            raise ValueError(f"a scene shows one robot type (copies allowed), got types {sorted(kinds)}")
+        w = self.world(sp.robots[0].index)
+        p = w.p
+        for body in w._placed:
+            w.park(body)
+        w._placed = []
+        while len(w.bodies) < len(sp.robots):
+            w.add_copy()
         infos = []
-        for r in sp.robots:
-            body, info = self.bodies[r.index], self.infos[r.index]
+        for k, r in enumerate(sp.robots):
+            body, info = w.bodies[k], w.infos[k]
             p.resetBasePositionAndOrientation(body, r.xyz.tolist(), p.getQuaternionFromEuler([0, 0, r.yaw]))
             set_q(p, info, r.q)
-            for lk, orig in self.original_rgba[r.index].items():
+            for lk, orig in w.original_rgba.items():
                 color = orig if r.rgba is None else r.rgba[info.body_of_link.get(lk, 0)]
                 p.changeVisualShape(body, lk, rgbaColor=[float(c) for c in color])
-            self._placed.append(body)
+            w._placed.append(body)
             infos.append(info)
         if sp.floor_rgba is not None:
-            p.resetBasePositionAndOrientation(self.floor, [0, 0, 0], [0, 0, 0, 1])
-            tex = self.floor_textures[sp.floor_texture % len(self.floor_textures)]
+            p.resetBasePositionAndOrientation(w.floor, [0, 0, 0], [0, 0, 0, 1])
+            tex = w.floor_textures[sp.floor_texture % len(w.floor_textures)]
             if tex >= 0:
-                p.changeVisualShape(self.floor, -1, textureUniqueId=tex)
-            p.changeVisualShape(self.floor, -1, rgbaColor=[float(c) for c in sp.floor_rgba])
-            self._placed.append(self.floor)
-        for things, pool in ((sp.clutter, self.clutter), (sp.people, self.people)):
+                p.changeVisualShape(w.floor, -1, textureUniqueId=tex)
+            p.changeVisualShape(w.floor, -1, rgbaColor=[float(c) for c in sp.floor_rgba])
+            w._placed.append(w.floor)
+        for things, pool in ((sp.clutter, w.clutter), (sp.people, w.people)):
             for t in things:
                 body = pool[t.index]
                 p.resetBasePositionAndOrientation(body, t.xyz.tolist(), p.getQuaternionFromEuler([0, 0, t.yaw]))
-                n_shapes = len(p.getVisualShapeData(body))
-                for s in range(n_shapes):
+                for s in range(len(p.getVisualShapeData(body))):
                     p.changeVisualShape(body, -1, shapeIndex=s, rgbaColor=[float(c) for c in t.rgba])
-                self._placed.append(body)
+                w._placed.append(body)
         view, proj = gl_matrices(sp.K, sp.world_T_camera, sp.width, sp.height)
         L = sp.light
         _, _, rgba, _, seg = p.getCameraImage(
@@ -228,7 +266,6 @@ class SceneRenderer:
         return RenderedFrame(bgr, obj < 0, labels, kps)
 
     def close(self) -> None:
-        try:
-            self.p.disconnect()
-        except Exception:
-            pass
+        for w in self._worlds.values():
+            w.close()
+        self._worlds.clear()

@@ -43,17 +43,19 @@ def robot_facts(r: SceneRenderer) -> tuple[list[float], list[int], list[tuple[np
     from detection.robot_chain import keypoints_world, set_q
 
     reach, nb, limits = [], [], []
-    for body, info in zip(r.bodies, r.infos, strict=True):
-        r.p.resetBasePositionAndOrientation(body, [0, 0, 0], [0, 0, 0, 1])
-        set_q(r.p, info, np.zeros(len(info.joint_index)))
-        kp = keypoints_world(r.p, info)
-        lo, hi = r.p.getAABB(body, int(info.joint_index[-1]))
+    for i in range(len(r.specs)):
+        w = r.world(i)
+        body, info = w.bodies[0], w.infos[0]
+        w.p.resetBasePositionAndOrientation(body, [0, 0, 0], [0, 0, 0, 1])
+        set_q(w.p, info, np.zeros(len(info.joint_index)))
+        kp = keypoints_world(w.p, info)
+        lo, hi = w.p.getAABB(body, int(info.joint_index[-1]))
         tip = np.asarray(hi) / 2 + np.asarray(lo) / 2
         pts = np.vstack([np.zeros(3), kp, tip])
         reach.append(float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()))
         nb.append(len(info.joint_index) + 1)
         limits.append((info.lower, info.upper))
-        r._park(body)
+        w.park(body)
     return reach, nb, limits
 
 
@@ -79,7 +81,7 @@ def gt_robots(sp: SceneParams, renderer: SceneRenderer, reach: list[float]) -> l
 
     out = []
     for r in sp.robots:
-        info = renderer.infos[r.index]
+        info = renderer.info(r.index)
         T = np.eye(4)
         c, s = np.cos(r.yaw), np.sin(r.yaw)
         T[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
@@ -103,12 +105,12 @@ def _chain_length(renderer: SceneRenderer, i: int) -> float:
     if i not in cache:
         from detection.robot_chain import keypoints_world, set_q
 
-        body, info = renderer.bodies[i], renderer.infos[i]
-        pos, orn = renderer.p.getBasePositionAndOrientation(body)
-        saved = [renderer.p.getJointState(body, int(j))[0] for j in info.joint_index]
-        set_q(renderer.p, info, np.zeros(len(info.joint_index)))
-        kp = keypoints_world(renderer.p, info)
-        set_q(renderer.p, info, np.array(saved))
+        w = renderer.world(i)
+        body, info = w.bodies[0], w.infos[0]
+        saved = [w.p.getJointState(body, int(j))[0] for j in info.joint_index]
+        set_q(w.p, info, np.zeros(len(info.joint_index)))
+        kp = keypoints_world(w.p, info)
+        set_q(w.p, info, np.array(saved))
         cache[i] = round(float(np.linalg.norm(np.diff(kp, axis=0), axis=1).sum()), 6)
     return cache[i]
 

@@ -12,6 +12,12 @@ from pathlib import Path
 from twin.errors import OutputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def prepare_output(path: str | os.PathLike, force: bool = False) -> Path:
     """Check an output path: parent created if missing, writable, not existing unless ``force``."""
     path = Path(path)
@@ -37,6 +43,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, path)

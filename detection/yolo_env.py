@@ -1,0 +1,58 @@
+"""The fence around ultralytics: offline, no auto-install, a project-local config folder.
+
+Import ultralytics only through :func:`ultralytics_module` (or :func:`yolo_class`): it sets
+the environment first (ultralytics reads it at import time), places a font for plots in
+its config folder (copied from matplotlib, so nothing is fetched) and turns off sync.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from twin.paths import config_dir
+
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def yolo_config_dir() -> Path:
+    d = config_dir() / "ultralytics"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _place_fonts(folder: Path) -> None:
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in FONT_NAMES:
+        dst = folder / name
+        if not dst.exists() and src.exists():
+            tmp = dst.with_suffix(f".{os.getpid()}.part")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+
+
+@lru_cache(maxsize=1)
+def ultralytics_module():
+    """Import ultralytics with the network fenced off; returns the module."""
+    folder = yolo_config_dir()
+    os.environ["YOLO_CONFIG_DIR"] = str(folder)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    _place_fonts(folder)
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    try:
+        SETTINGS.update({"sync": False, "hub": False})
+    except Exception:  # older/newer settings schemas
+        pass
+    return ultralytics
+
+
+def yolo_class():
+    return ultralytics_module().YOLO
