@@ -100,61 +100,29 @@ def parse_robot_list(text: str) -> list[RobotSpec]:
     return [spec_for(s) for s in items]
 
 
-_PACKAGE_RE = re.compile(r"package://([^/\"']+)/")
-
-
 def resolved_urdf(spec: RobotSpec) -> Path:
-    """A URDF file PyBullet can load: ``package://`` mesh paths made absolute (cached)."""
+    """A URDF file PyBullet can load: mesh paths made absolute and checked (cached).
+
+    Parsing refuses DTDs/entities, and a relative mesh path may not escape the URDF's
+    folder (kinematics.urdf_read does both).
+    """
+    from kinematics.urdf_read import resolve_mesh_paths
+
     if spec.source == "file":
         src = Path(spec.relpath)
-        base = src.parent
+        packages = {}
     else:
-        root = package_root(spec.source)
-        src = root / spec.relpath
-        base = src.parent
+        src = package_root(spec.source) / spec.relpath
+        packages = {"example-robot-data": package_root("example-robot-data")} if spec.source == "example-robot-data" else {}
     if not src.is_file():
-        raise RobotDescriptionError(f"URDF for {spec.name} not found at {src}; reinstall its package")
-    try:
-        text = src.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RobotDescriptionError(f"cannot read URDF {src}: {exc}; check the file") from exc
-    _check_xml(text, src)
-    if spec.source == "pybullet_data" or (spec.source == "file" and "package://" not in text):
+        raise RobotDescriptionError(f"URDF for {spec.name} not found at {src}; reinstall its package or fix the path")
+    if spec.source == "pybullet_data":
         return src
-
-    def repl(m: re.Match) -> str:
-        pkg = m.group(1)
-        if pkg == "example-robot-data":
-            return str(package_root("example-robot-data")) + "/"
-        # user URDF: look for the package folder next to or above the URDF
-        for parent in [base, *base.parents][:4]:
-            cand = parent / pkg
-            if cand.is_dir():
-                return str(cand) + "/"
-            if parent.name == pkg:
-                return str(parent) + "/"
-        raise RobotDescriptionError(f"URDF {src} refers to package://{pkg}/ which cannot be found near the file; put the package folder beside the URDF")
-
-    out = _PACKAGE_RE.sub(repl, text)
-    digest = hashlib.sha1(out.encode()).hexdigest()[:12]
+    text = resolve_mesh_paths(src, packages)
+    digest = hashlib.sha1((str(src) + text).encode()).hexdigest()[:12]
     dst = cache_dir() / f"{spec.name}_{digest}.urdf"
     if not dst.exists():
         tmp = dst.with_suffix(f".{os.getpid()}.part")
-        tmp.write_text(out, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, dst)
     return dst
-
-
-def _check_xml(text: str, path: Path) -> None:
-    """Refuse URDFs with DTDs/entities (billion laughs, external entities) or broken XML."""
-    import defusedxml.ElementTree as DET
-    from defusedxml import DefusedXmlException
-
-    try:
-        root = DET.fromstring(text)
-    except DefusedXmlException as exc:
-        raise RobotDescriptionError(f"URDF {path} uses XML entities/DTD, which are refused for safety; remove them") from exc
-    except Exception as exc:  # ParseError
-        raise RobotDescriptionError(f"URDF {path} is not valid XML ({exc}); fix or re-export the file") from exc
-    if root.tag != "robot":
-        raise RobotDescriptionError(f"{path} is not a URDF (root element <{root.tag}>, expected <robot>)")

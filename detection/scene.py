@@ -68,6 +68,8 @@ class RenderedFrame:
     empty: np.ndarray  # (H, W) bool where nothing was rendered (background shows there)
     labels: list[RobotLabels]  # one per placed robot
     keypoints_world: list[np.ndarray]  # one (K, 3) per placed robot
+    object_ids: np.ndarray | None = None  # (H, W) PyBullet body id per pixel, -1 where empty
+    body_ids: list[int] | None = None  # PyBullet body id of each placed robot
 
 
 def gl_matrices(K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0) -> tuple[list[float], list[float]]:
@@ -263,7 +265,7 @@ class SceneRenderer:
             labels.append(robot_labels(info, obj, link, uv))
             kps.append(kp)
         bgr = np.ascontiguousarray(rgba[..., 2::-1])
-        return RenderedFrame(bgr, obj < 0, labels, kps)
+        return RenderedFrame(bgr, obj < 0, labels, kps, obj, [i.body_id for i in infos])
 
     def close(self) -> None:
         for w in self._worlds.values():
