@@ -32,6 +32,7 @@ then interpolated to all frames and everything is refined together on all frames
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,6 +204,21 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
     return model, q
 
 
+def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, float]:
+    """Tracks averaged over ``window`` frames (NaN-aware) and their remaining noise."""
+    T = uv.shape[0]
+    if window < 2 or T < 3 * window:
+        return uv, sigma
+    k = np.ones(window)
+    ok = np.isfinite(uv[..., 0])
+    vals = np.where(ok[..., None], uv, 0.0)
+    num = np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 0, vals)
+    den = np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 0, ok.astype(float))[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(ok[..., None], num / den, np.nan)
+    return out, max(sigma / np.sqrt(window), 0.3)
+
+
 def fit_chain(
     chain: Chain,
     K: np.ndarray | None = None,
@@ -212,6 +228,8 @@ def fit_chain(
     max_peel_frames: int = 60,
     elevations_deg: tuple[float, ...] = (20.0,),
     smooth: float = 0.05,
+    smooth_frames: int = 7,
+    length_prior: float = 0.2,
     max_iter: int = 60,
     log: list | None = None,
 ) -> FitResult:
@@ -222,6 +240,9 @@ def fit_chain(
     max_peel_frames: frames used by the initialisation. elevations_deg: initial camera
     elevations tried (one full fit each; the lowest cost wins). smooth: angle smoothness
     weight, in robot sizes (pixels) per radian of change between consecutive frames.
+    length_prior: weight of the prior against links longer than their image length
+    needs (``fit_core.bundle_adjust``), relative to the total reprojection cost.
+    smooth_frames: the initialisation sees the tracks averaged over this many frames.
     log: a list that receives one line per decision (for debugging).
     """
     uv = _check(chain)
@@ -233,22 +254,29 @@ def fit_chain(
     size_px = float(np.nansum(np.nan_to_num(np.nanmedian(seg, axis=0))))
     lam = smooth * max(size_px, 10.0)
     sigma = noise_px(uv)
+    uv_s, sigma_s = _smoothed(uv, sigma, smooth_frames)
     step = max(1, int(np.ceil(T / max_peel_frames)))
     idx = np.arange(0, T, step)
     best: tuple[float, ChainState] | None = None
     with _limit_threads():
         for elev in elevations_deg:
+            t0 = time.perf_counter()
             cam0 = initial_camera(Kmat, uv, elev, DEFAULT_CHAIN_LENGTH_M)
-            st = peel(Kmat, uv[idx], cam0, lam / np.sqrt(step), sigma, log)
+            prior = length_prior * np.sqrt(len(idx) * N) * sigma_s
+            st = peel(Kmat, uv_s[idx], cam0, lam / np.sqrt(step), sigma_s, log, prior)
+            t1 = time.perf_counter()
             J = len(st.jn)
             st.q = np.stack([np.interp(np.arange(T), idx, st.q[:, j]) for j in range(J)], axis=1)
             _, cost = bundle_adjust(
                 st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
                 free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
-                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M,
+                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M, length_prior=length_prior * np.sqrt(T * N) * sigma,
             )  # fmt: skip
             if log is not None:
-                log.append(f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}")
+                log.append(
+                    f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}, "
+                    f"peel {t1 - t0:.1f} s, adjust {time.perf_counter() - t1:.1f} s"
+                )
             if best is None or cost < best[0]:
                 best = (cost, st)
     st = best[1]

@@ -245,8 +245,13 @@ def bundle_adjust(
     f_scale_px: float = 2.0,
     max_nfev: int = 60,
     length_total: float | None = 1.0,
+    length_prior: float = 0.0,
 ) -> tuple[ChainState, float]:
     """Refine ``st`` in place on the reprojection of ``nodes``; returns (state, robust cost).
+
+    length_prior: weight (px) of a one-sided prior against links longer than their
+    shortest explanation (the 90th percentile of their image length, back-projected at
+    their depth): it resolves the link-toward-the-camera ambiguity of short links.
 
     The Jacobian is analytic (sparse) except for the 6 camera columns (finite differences
     of the projection alone).
@@ -264,7 +269,20 @@ def bundle_adjust(
     offs = np.cumsum([0] + sizes)
     n_len = 1 if (length_total is not None and free_P) else 0
     n_rep = T * nn * 2
-    n_res = n_rep + (T - 1) * nq + len(free_ax) + n_len
+    lp_links = [m for m in free_P if m <= upto and m - 1 in nodes and m in nodes] if length_prior > 0 else []
+    lmin = {}
+    if lp_links:
+        Xs = fk_nodes(st.P, st.jn, st.ax, st.q, upto)
+        zc = (Xs @ rotvec_matrix(st.cam[:3]).T + st.cam[3:6])[..., 2]
+        for m in lp_links:
+            seg = np.linalg.norm(uv[:, m] - uv[:, m - 1], axis=1)
+            ok = np.isfinite(seg)
+            if ok.sum() >= 3:
+                z = np.median(0.5 * (zc[ok, m] + zc[ok, m - 1]))
+                lmin[m] = max(float(np.percentile(seg[ok], 90)) * z / Kmat[0, 0], 1e-6)
+        lp_links = [m for m in lp_links if m in lmin]
+    n_lp = len(lp_links)
+    n_res = n_rep + (T - 1) * nq + len(free_ax) + n_len + n_lp
     lam = smooth_px_per_rad
     fx, fy = Kmat[0, 0], Kmat[1, 1]
 
@@ -295,6 +313,8 @@ def bundle_adjust(
             parts.append(10.0 * (np.linalg.norm(s.ax[free_ax], axis=1) - 1.0))
         if n_len:
             parts.append([100.0 * (np.linalg.norm(s.P[1 : upto + 1], axis=1).sum() - length_total)])
+        if n_lp:
+            parts.append([length_prior * max(0.0, np.linalg.norm(s.P[m]) / lmin[m] - 1) for m in lp_links])
         return np.concatenate(parts)
 
     tt = np.arange(T)
@@ -394,6 +414,14 @@ def bundle_adjust(
                     rows.append(np.full(3, r0))
                     cols.append(offs[1] + 3 * bi + np.arange(3))
                     vals.append(100.0 * s.P[m] / max(np.linalg.norm(s.P[m]), 1e-12))
+            r0 += 1
+        for i, m in enumerate(lp_links):
+            nm = np.linalg.norm(s.P[m])
+            if nm > lmin[m]:
+                bi = free_P.index(m)
+                rows.append(np.full(3, r0 + i))
+                cols.append(offs[1] + 3 * bi + np.arange(3))
+                vals.append(length_prior * s.P[m] / (nm * lmin[m]))
         return coo_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_res, len(x0))
         ).tocsr()

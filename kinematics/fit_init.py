@@ -18,7 +18,9 @@ import numpy as np
 
 from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotvec, project_cam, rot_batch
 
-CAND_NFEV = 25
+CAND_NFEV = 15
+ACCEPT_GAIN = 1.3
+ACCEPT_PAD_PX = 0.6
 FREE_ALL = True
 
 _DIRS = np.array(
@@ -64,28 +66,32 @@ def initial_camera(Kmat: np.ndarray, uv: np.ndarray, elevation_deg: float, chain
 
 def _track_grid(err: np.ndarray, n: int, ndim: int, smooth: float, width: int) -> np.ndarray:
     """Viterbi over a periodic grid of ``n``**ndim angle states: indices (T,) minimising
-    err (T, S) + smooth * (angle step)² with steps of at most ``width`` cells per axis."""
+    err (T, S) + smooth * (angle step)² with steps of at most ``width`` cells per axis.
+
+    The penalty is separable, so each frame's min-convolution runs one axis at a time.
+    """
     T = err.shape[0]
     shape = (n,) * ndim
     cell = 2 * np.pi / n
-    offsets = list(itertools.product(range(-width, width + 1), repeat=ndim))
-    pen = np.array([smooth * cell**2 * sum(o * o for o in off) for off in offsets])
-    acc = err[0].reshape(shape)
-    back = np.empty((T, len(err[0])), np.int16)
-    axes = tuple(range(ndim))
+    steps = np.arange(-width, width + 1)
+    pen1 = smooth * cell**2 * steps**2
+    acc = np.empty((T,) + shape)
+    acc[0] = err[0].reshape(shape)
     for t in range(1, T):
-        cands = np.stack([np.roll(acc, off, axis=axes) + p for off, p in zip(offsets, pen, strict=True)])
-        arg = np.argmin(cands, axis=0)
-        acc = np.take_along_axis(cands, arg[None], 0)[0] + err[t].reshape(shape)
-        acc -= acc.min()
-        back[t] = arg.ravel()
+        m = acc[t - 1]
+        for ax in range(ndim):
+            m = np.min([np.roll(m, o, axis=ax) + p for o, p in zip(steps, pen1, strict=True)], axis=0)
+        m = m + err[t].reshape(shape)
+        acc[t] = m - m.min()
+    offsets = np.array(list(itertools.product(steps, repeat=ndim)))
+    pen = smooth * cell**2 * np.sum(offsets**2, axis=1)
     idx = np.empty(T, np.int64)
-    idx[-1] = int(np.argmin(acc))
-    off_arr = np.array(offsets)
+    idx[-1] = int(np.argmin(acc[-1]))
     for t in range(T - 1, 0, -1):
         sub = np.array(np.unravel_index(idx[t], shape))
-        prev = (sub - off_arr[back[t, idx[t]]]) % n
-        idx[t - 1] = np.ravel_multi_index(tuple(prev), shape)
+        prev = (sub[None, :] - offsets) % n
+        flat = np.ravel_multi_index(tuple(prev.T), shape)
+        idx[t - 1] = flat[int(np.argmin(acc[t - 1].ravel()[flat] + pen))]
     return idx
 
 
@@ -118,7 +124,13 @@ def _rms(st: ChainState, Kmat, uv, k) -> float:
 
 
 def peel(
-    Kmat: np.ndarray, uv: np.ndarray, cam0: np.ndarray, smooth: float, sigma_px: float, log: list | None = None
+    Kmat: np.ndarray,
+    uv: np.ndarray,
+    cam0: np.ndarray,
+    smooth: float,
+    sigma_px: float,
+    log: list | None = None,
+    length_prior: float = 0.0,
 ) -> ChainState:
     """Initial ``ChainState`` for tracks ``uv`` (T, N, 2) from camera guess ``cam0``.
 
@@ -127,7 +139,7 @@ def peel(
     T, N, _ = uv.shape
     st = ChainState(np.zeros((N, 3)), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((T, 0)), cam0.copy())
     pending: int | None = None
-    accept_px = 1.2 * sigma_px + 1.0
+    accept_px = ACCEPT_GAIN * sigma_px + ACCEPT_PAD_PX
     if log is not None:
         log.append(f"accept {accept_px:.2f}px")
     grid_smooth = 0.25 * smooth**2
@@ -165,7 +177,7 @@ def peel(
             best = None
             for Lm in (L,) if extra else (L, 1.5 * L):
                 if extra:
-                    for d in dirs[::8]:
+                    for d in dirs[::16]:
                         ang, c = _grid_fit(Kmat, st.cam, o, R, extra, Lm * d, uv[:, k + 1], grid_smooth)
                         if best is None or c < best[0]:
                             best = (c, 0, [], Lm * d, ang)
@@ -198,12 +210,14 @@ def peel(
                     free_P = [k + 1]
                 bundle_adjust(
                     cand, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None,
+                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None, length_prior=length_prior,
                 )  # fmt: skip
                 if dof == 0:
                     cand.ax[new[0]] = _unit(cand.P[k + 1])
                 results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
-        ok = [r for r in results if r[1] < 2 and r[0] <= accept_px]
+        n_extra = 1 if pending is not None else 0
+        # expected RMS of node k+1 when the model is right: the joints absorb dof of its 2 coordinates
+        ok = [r for r in results if r[1] + n_extra < 2 and r[0] <= accept_px * np.sqrt(2 - r[1] - n_extra)]
         chosen = min(ok, key=lambda r: (r[1], r[0])) if ok else min(results, key=lambda r: r[0])
         if log is not None:
             log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px" for r in results))
@@ -213,7 +227,7 @@ def peel(
         free_ax = [j for j in range(1, len(st.jn))]
         bundle_adjust(
             st, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None,
+            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None, length_prior=length_prior,
         )  # fmt: skip
     # the last node carries one joint (its own motion is unobservable): a roll about its link
     st.add_joint(N - 1, _unit(st.P[N - 1]))
