@@ -47,6 +47,7 @@ from twin.errors import FitError
 DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
 LIMIT_MARGIN_RAD = 0.1
+SMOOTH_ABOVE_PX = 0.75  # tracks noisier than this are averaged for the initialisation
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
 def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, float]:
     """Tracks averaged over ``window`` frames (NaN-aware) and their remaining noise."""
     T = uv.shape[0]
-    if window < 2 or T < 3 * window:
+    if window < 2 or T < 3 * window or sigma < SMOOTH_ABOVE_PX:
         return uv, sigma
     k = np.ones(window)
     ok = np.isfinite(uv[..., 0])

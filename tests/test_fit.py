@@ -1,0 +1,141 @@
+"""The 3D fit (kinematics.fit) on synthetic chains with known answers."""
+
+from __future__ import annotations
+
+import time
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from kinematics.fit import FitResult, ScaleSpec, fit_chain, solve_frame
+from kinematics.metrics import error_3d, joint_count_ok, twin_pck
+from kinematics.synthetic_chain import make_sequence, panda_like_model, ur5_like_model
+from kinematics.tracks import Chain, JointTracks
+from twin.errors import FitError
+
+
+def chain_from(seq, noise_px: float = 0.0, miss_rate: float = 0.0, seed: int = 0) -> Chain:
+    rng = np.random.default_rng(seed)
+    uv = seq.uv_true + rng.normal(0, noise_px, seq.uv_true.shape)
+    uv[~seq.visible | (rng.random(seq.visible.shape) < miss_rate)] = np.nan
+    T, N, _ = uv.shape
+    tracks = JointTracks(uv, np.isfinite(uv[..., 0]).astype(float), np.arange(T), seq.t, np.arange(N), seq.image_size)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(N))
+    g.add_edges_from((k, k + 1) for k in range(N - 1))
+    return Chain(tracks, g)
+
+
+def link_ratios(positions: np.ndarray) -> np.ndarray:
+    d = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    return d / d.sum()
+
+
+def diag_px(seq) -> np.ndarray:
+    return np.hypot(np.ptp(seq.uv_true[..., 0], axis=1), np.ptp(seq.uv_true[..., 1], axis=1))
+
+
+@pytest.fixture(scope="module")
+def ur5_fit():
+    seq = make_sequence(ur5_like_model(), n_frames=90, seed=0)
+    return seq, fit_chain(chain_from(seq), K=seq.K, scale=ScaleSpec(link_length_m=(1, 0.425)))
+
+
+def test_ur5_like_noise_free_recovers_lengths_camera_and_motion(ur5_fit):
+    seq, fit = ur5_fit
+    assert isinstance(fit, FitResult) and fit.q.shape == (90, fit.model.n_joints)
+    true_pos = seq.model.node_positions(seq.q[0])
+    fit_pos = fit.model.node_positions(np.zeros(fit.model.n_joints))
+    assert np.allclose(link_ratios(fit_pos), link_ratios(true_pos), atol=0.01)
+    # the given link length comes out exactly
+    assert np.linalg.norm(fit_pos[2] - fit_pos[1]) == pytest.approx(0.425, abs=1e-9)
+    assert np.nanmax(fit.residual_px) < 1.0
+    assert twin_pck(fit, seq.uv_true, seq.visible, diag_px(seq)) == 1.0
+    pred = np.stack([fit.node_positions(i) for i in range(fit.n_frames)])
+    L = float(np.linalg.norm(np.diff(seq.xyz_true[0], axis=0), axis=1).sum())
+    assert error_3d(pred, seq.xyz_true, L) < 0.02
+    assert joint_count_ok(fit, seq.n_nodes)
+    # limits cover the observed motion
+    assert np.all(np.nanmin(fit.q, 0) >= fit.model.lower) and np.all(np.nanmax(fit.q, 0) <= fit.model.upper)
+    # the camera is a rigid transform with world z up: the base node projects where it was seen
+    assert np.allclose(fit.world_T_camera[:3, :3] @ fit.world_T_camera[:3, :3].T, np.eye(3), atol=1e-9)
+    assert np.allclose(fit.project_nodes(5)[0], seq.uv_true[5, 0], atol=1.0)
+
+
+def test_panda_like_with_co_located_joints_recovers_link_ratios():
+    seq = make_sequence(panda_like_model(), n_frames=90, seed=1)
+    fit = fit_chain(chain_from(seq), K=seq.K)
+    true_pos = seq.model.node_positions(seq.q[0])
+    fit_pos = fit.model.node_positions(np.zeros(fit.model.n_joints))
+    assert fit.model.n_nodes == 5
+    assert np.allclose(link_ratios(fit_pos), link_ratios(true_pos), atol=0.03)
+    assert np.linalg.norm(np.diff(fit_pos, axis=0), axis=1).sum() == pytest.approx(1.0)  # default scale
+    assert np.bincount(fit.model.node_of_joint)[0] == 2  # joints 1-2 of the Panda share node 0
+    assert twin_pck(fit, seq.uv_true, seq.visible, diag_px(seq)) > 0.98
+
+
+def test_noisy_tracks_with_misses_still_mirror_the_video():
+    seq = make_sequence(ur5_like_model(), n_frames=150, seed=3)
+    fit = fit_chain(chain_from(seq, noise_px=2.0, miss_rate=0.1, seed=3), K=seq.K)
+    assert twin_pck(fit, seq.uv_true, seq.visible, diag_px(seq)) >= 0.95
+    assert np.nanmedian(fit.residual_px) < 4.0
+
+
+def test_solve_frame_recovers_a_pose_fast(ur5_fit):
+    seq, fit = ur5_fit
+    i = 40
+    uv = fit.project_nodes(i)
+    q_true = fit.q[i]
+    q0 = q_true + np.r_[0.15, -0.1, 0.1, 0.05, -0.05, 0.0]
+    t0 = time.perf_counter()
+    for _ in range(20):
+        q, res = solve_frame(fit.model, fit.K, fit.world_T_camera, uv, q0)
+    dt = (time.perf_counter() - t0) / 20
+    assert res < 0.05
+    assert np.allclose(fit.model.node_positions(q), fit.node_positions(i), atol=1e-3)
+    assert dt < 0.02
+    missing = uv.copy()
+    missing[3] = np.nan
+    q2, res2 = solve_frame(fit.model, fit.K, fit.world_T_camera, missing, q0)
+    assert np.isfinite(res2) and res2 < 0.5
+    q3, res3 = solve_frame(fit.model, fit.K, fit.world_T_camera, np.full_like(uv, np.nan), q0)
+    assert np.isnan(res3) and np.allclose(q3, q0)
+
+
+def test_too_little_input_raises_fit_error():
+    seq = make_sequence(ur5_like_model(), n_frames=3, seed=0)
+    with pytest.raises(FitError, match="at least 5 frames"):
+        fit_chain(chain_from(seq), K=seq.K)
+    seq = make_sequence(ur5_like_model(), n_frames=20, seed=0)
+    ch = chain_from(seq)
+    one = Chain(ch.tracks.select([0]), nx.DiGraph([(0, 0)]) if False else _single())
+    with pytest.raises(FitError, match="at least 2 keypoint nodes"):
+        fit_chain(one, K=seq.K)
+    branched = nx.DiGraph([(0, 1), (1, 2), (1, 3), (3, 4), (4, 5)])
+    with pytest.raises(FitError, match="path"):
+        fit_chain(Chain(ch.tracks, branched), K=seq.K)
+
+
+def _single() -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_node(0)
+    return g
+
+
+def test_scale_spec_and_fit_result_validation(ur5_fit):
+    with pytest.raises(FitError, match="only one"):
+        ScaleSpec(chain_length_m=1.0, robot_height_m=0.8)
+    with pytest.raises(FitError, match="positive"):
+        ScaleSpec(link_length_m=(0, -1.0))
+    seq, fit = ur5_fit
+    with pytest.raises(ValueError, match="q must be"):
+        FitResult(
+            fit.model, fit.K, fit.world_T_camera, fit.q[:, :2], fit.frame, fit.t, fit.residual_px, fit.node_of_joint
+        )
+    with pytest.raises(ValueError, match="node_of_joint"):
+        FitResult(
+            fit.model, fit.K, fit.world_T_camera, fit.q, fit.frame, fit.t, fit.residual_px, fit.node_of_joint[::-1]
+        )
+    with pytest.raises(FitError, match="link 9"):
+        fit_chain(chain_from(seq), K=seq.K, scale=ScaleSpec(link_length_m=(9, 0.3)), max_peel_frames=20)
