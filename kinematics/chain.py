@@ -1,0 +1,398 @@
+"""The kinematic chain graph: which tracked joints are connected, in order from base to tool.
+
+Evidence is accumulated over the whole video for every pair of tracked joints:
+
+* link boxes that span both joints (both inside one box, far apart relative to its size);
+* rigidity: the image distance of two joints on one link stays nearly constant while the
+  pair's relative vector turns (with perspective the projected length varies too, so the
+  spread is scored relative to the other pairs, and only when the pair moves);
+* proximity: joints next to each other on the arm are usually near each other.
+
+The pairs form a weighted graph; its maximum spanning tree, cut at weak edges, is the
+robot. The main chain is the longest path through the tree (side branches are false
+joints); of its two ends the one that moves less (and sits lower) is the base. Tracks of
+one joint seen twice (two boxes for co-located wrist joints) are merged first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import networkx as nx
+import numpy as np
+
+from kinematics.tracks import Chain, JointTracks
+from twin.errors import ChainError
+
+_FEW_JOINTS = (
+    "the video shows fewer than 2 robot joints for long enough ({what}); "
+    "make sure the arm is visible and moving for most of the video"
+)
+
+
+def _merge_duplicates(tracks: JointTracks, merge_px: float, fraction: float, min_frames: int) -> JointTracks:
+    """Merge columns that stay within ``merge_px`` of each other in ``fraction`` of their shared frames."""
+    N = tracks.n_joints
+    parent = list(range(N))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    seen = tracks.seen
+    for i in range(N):
+        for j in range(i + 1, N):
+            co = seen[:, i] & seen[:, j]
+            if co.sum() < min_frames:
+                continue
+            d = np.linalg.norm(tracks.uv[co, i] - tracks.uv[co, j], axis=1)
+            if np.mean(d < merge_px) >= fraction:
+                parent[find(j)] = find(i)
+    groups: dict[int, list[int]] = {}
+    for k in range(N):
+        groups.setdefault(find(k), []).append(k)
+    if len(groups) == N:
+        return tracks
+    cols = sorted(groups.values())
+    with np.errstate(invalid="ignore"):
+        uv = np.stack([np.nanmean(tracks.uv[:, g], axis=1) if len(g) > 1 else tracks.uv[:, g[0]] for g in cols], axis=1)
+    conf = np.stack([tracks.conf[:, g].max(axis=1) for g in cols], axis=1)
+    ids = np.array([tracks.ids[g[0]] for g in cols])
+    return JointTracks(uv, conf, tracks.frame, tracks.t, ids, tracks.image_size)
+
+
+def _join_fragments(tracks: JointTracks, max_gap: int, tol_px: float) -> JointTracks:
+    """Merge tracks of one joint seen at different times (the tracker lost it in between).
+
+    Two columns are joined when they (almost) never coexist and where one stops and the
+    other starts, within ``max_gap`` rows, they are within ``tol_px`` (+1 px per row of gap)
+    of each other. Closest pairs first; each join is re-checked against the merged track.
+    """
+    tr = tracks
+    while tr.n_joints > 2:
+        seen = tr.seen
+        best: tuple[float, int, int] | None = None
+        for i in range(tr.n_joints):
+            for j in range(i + 1, tr.n_joints):
+                both = int(np.sum(seen[:, i] & seen[:, j]))
+                if both > max(2, 0.05 * min(seen[:, i].sum(), seen[:, j].sum())):
+                    continue
+                d = _boundary_distance(tr.uv[:, i], tr.uv[:, j], seen[:, i], seen[:, j], max_gap)
+                if d is not None and d <= tol_px and (best is None or d < best[0]):
+                    best = (d, i, j)
+        if best is None:
+            return tr
+        _, i, j = best
+        uv = tr.uv.copy()
+        conf = tr.conf.copy()
+        take = ~seen[:, i] & seen[:, j]
+        uv[take, i] = uv[take, j]
+        conf[take, i] = conf[take, j]
+        keep = [k for k in range(tr.n_joints) if k != j]
+        tr = JointTracks(uv[:, keep], conf[:, keep], tr.frame, tr.t, tr.ids[keep], tr.image_size)
+    return tr
+
+
+def _boundary_distance(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, max_gap: int) -> float | None:
+    """Smallest (distance - gap) between the last sighting of one track and the first of the other."""
+    best = None
+    for x, y, sx, sy in ((a, b, sa, sb), (b, a, sb, sa)):
+        ends = np.flatnonzero(sx & ~np.r_[sx[1:], False])  # last row of each run of x
+        starts_y = np.flatnonzero(sy & ~np.r_[False, sy[:-1]])  # first row of each run of y
+        for e in ends:
+            later = starts_y[(starts_y > e) & (starts_y - e <= max_gap)]
+            if len(later):
+                s = later[0]
+                d = float(np.linalg.norm(x[e] - y[s])) - (s - e)
+                best = d if best is None else min(best, d)
+    return best
+
+
+def _link_support(
+    tracks: JointTracks, link_boxes: Sequence[np.ndarray], tol_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, N) mean support of each pair by a link box spanning both joints, and (N, N) frame counts."""
+    T, N = tracks.n_frames, tracks.n_joints
+    total = np.zeros((N, N))
+    count = np.zeros((N, N))
+    for t in range(T):
+        boxes = _as_boxes(link_boxes[t], t)
+        seen = tracks.seen[t]
+        if not len(boxes) or seen.sum() < 2:
+            continue
+        P = tracks.uv[t]
+        with np.errstate(invalid="ignore"):
+            inside = (
+                (P[None, :, 0] >= boxes[:, None, 0] - tol_px)
+                & (P[None, :, 0] <= boxes[:, None, 2] + tol_px)
+                & (P[None, :, 1] >= boxes[:, None, 1] - tol_px)
+                & (P[None, :, 1] <= boxes[:, None, 3] + tol_px)
+            )  # (k, N)
+        # how well each pair fills each box: a link box is the pair's bounding box grown by
+        # the link's thickness t on every side, so the four gaps to the box edges are equal
+        lo = np.minimum(P[:, None], P[None])  # (N, N, 2)
+        hi = np.maximum(P[:, None], P[None])
+        gaps = np.stack(
+            [
+                lo[None, ..., 0] - boxes[:, None, None, 0],
+                boxes[:, None, None, 2] - hi[None, ..., 0],
+                lo[None, ..., 1] - boxes[:, None, None, 1],
+                boxes[:, None, None, 3] - hi[None, ..., 1],
+            ],
+            axis=-1,
+        )  # (k, N, N, 4)
+        t_fit = np.median(gaps, axis=-1, keepdims=True)
+        diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None, None]
+        resid = np.nan_to_num(np.sum(np.abs(gaps - t_fit), axis=-1), nan=np.inf) / (0.15 * diag + tol_px + 1.0)
+        fit = np.exp(-resid)
+        both = inside[:, :, None] & inside[:, None, :]
+        both[:, np.arange(N), np.arange(N)] = False
+        fit = np.where(both, fit, 0.0)
+        # winner takes the box: only the pair that fits it best is supported by it
+        flat = fit.reshape(len(boxes), -1)
+        win = np.zeros_like(flat)
+        arg = np.argmax(flat, axis=1)
+        win[np.arange(len(boxes)), arg] = flat[np.arange(len(boxes)), arg]
+        win = win.reshape(fit.shape)
+        win = np.maximum(win, np.swapaxes(win, 1, 2))
+        score = np.max(win, axis=0)
+        pair = seen[:, None] & seen[None, :]
+        total += np.where(pair, score, 0.0)
+        count += pair
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), 0.0), count
+
+
+def _as_boxes(b, t: int) -> np.ndarray:
+    """One frame's link boxes as a clean (k, 4) float array (non-finite rows dropped, corners ordered)."""
+    arr = np.asarray(b if b is not None else np.zeros((0, 4)), dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 4))
+    if arr.size % 4:
+        raise ChainError(f"link_boxes[{t}] has shape {arr.shape}; each frame's link boxes must be (k, 4) xyxy pixels")
+    arr = arr.reshape(-1, 4)
+    arr = arr[np.all(np.isfinite(arr), axis=1)]
+    return np.concatenate([np.minimum(arr[:, :2], arr[:, 2:]), np.maximum(arr[:, :2], arr[:, 2:])], axis=1)
+
+
+def _motion(tracks: JointTracks) -> np.ndarray:
+    """(N,) how much each joint moves in the image: median distance from its median position, px."""
+    out = np.zeros(tracks.n_joints)
+    for n in range(tracks.n_joints):
+        p = tracks.uv[tracks.seen[:, n], n]
+        out[n] = float(np.median(np.linalg.norm(p - np.median(p, axis=0), axis=1))) if len(p) else 0.0
+    return out
+
+
+def pair_evidence(
+    tracks: JointTracks, link_boxes: Sequence[np.ndarray] | None = None, min_frames: int = 5, noise_px: float = 2.0
+) -> dict[str, np.ndarray]:
+    """(N, N) arrays of the evidence that joints i and j are neighbours on the arm.
+
+    ``weight`` combines ``link`` (link-box support, 0-1), ``rigid`` (constant distance while
+    the pair moves, 0-1) and ``near`` (proximity, 0-1); also ``length_px`` (median distance),
+    ``spread`` (robust coefficient of variation of the distance) and ``covisible`` (frames).
+    Pairs seen together in fewer than ``min_frames`` frames get weight 0.
+    """
+    N = tracks.n_joints
+    seen = tracks.seen
+    length = np.full((N, N), np.nan)
+    spread = np.full((N, N), np.nan)
+    moving = np.zeros((N, N))
+    co = (seen[:, :, None] & seen[:, None, :]).sum(0)
+    for i in range(N):
+        for j in range(i + 1, N):
+            m = seen[:, i] & seen[:, j]
+            if m.sum() < min_frames:
+                continue
+            r = tracks.uv[m, j] - tracks.uv[m, i]
+            d = np.linalg.norm(r, axis=1)
+            med = float(np.median(d))
+            p10, p90 = np.percentile(d, [10, 90])
+            length[i, j] = length[j, i] = med
+            spread[i, j] = spread[j, i] = (p90 - p10) / max(med, 1.0)
+            rel = float(np.sqrt(np.mean(np.sum((r - r.mean(0)) ** 2, axis=1))))
+            # a pair whose relative vector barely changes tells nothing about rigidity
+            moving[i, j] = moving[j, i] = np.clip((rel - 1.5 * noise_px) / (2 * noise_px + 0.05 * med), 0, 1)
+    valid = np.isfinite(length)
+    s_ref = max(float(np.median(spread[valid])) if valid.any() else 1.0, 0.05)
+    rigid = np.where(valid, s_ref / (s_ref + np.nan_to_num(spread, nan=1e9)), 0.0) * moving
+    # proximity relative to each joint's nearest neighbour
+    L = np.where(valid, length, np.inf)
+    nn = np.min(L, axis=1)
+    scale = np.where(np.isfinite(nn), np.maximum(nn, 3.0), np.inf)
+    ref = np.sqrt(np.outer(scale, scale))
+    with np.errstate(invalid="ignore"):
+        near = np.where(valid, np.exp(-np.maximum(L / ref - 1.0, 0.0)), 0.0)
+    if link_boxes is not None:
+        link, link_count = _link_support(tracks, link_boxes, tol_px=2 * noise_px)
+        has_links = link_count >= min_frames
+        weight = np.where(has_links, 0.45 * link + 0.35 * rigid + 0.2 * near, 0.6 * rigid + 0.4 * near)
+    else:
+        link = np.zeros((N, N))
+        weight = 0.6 * rigid + 0.4 * near
+    weight = np.where(valid, weight, 0.0)
+    np.fill_diagonal(weight, 0.0)
+    return {
+        "weight": weight,
+        "link": link,
+        "rigid": rigid,
+        "near": near,
+        "length_px": length,
+        "spread": spread,
+        "covisible": co,
+    }
+
+
+def build_chain(
+    tracks: JointTracks,
+    link_boxes: Sequence[np.ndarray] | None = None,
+    *,
+    min_frames: int = 5,
+    min_track_fraction: float = 0.1,
+    merge_px: float = 4.0,
+    merge_fraction: float = 0.8,
+    min_edge_weight: float = 0.25,
+    noise_px: float = 2.0,
+    fragment_px: float = 12.0,
+) -> Chain:
+    """The main kinematic chain (base first) from joint tracks and, optionally, link boxes.
+
+    link_boxes: one (k, 4) array of link boxes (xyxy pixels) per row of ``tracks``.
+    Joints seen in fewer than ``min_track_fraction`` of the frames are ignored; tracks
+    within ``merge_px`` of each other in ``merge_fraction`` of their shared frames are one
+    joint; tree edges weaker than ``min_edge_weight`` are cut. Raises ChainError when fewer
+    than two joints remain or none of them are linked by the evidence.
+    """
+    if not isinstance(tracks, JointTracks):
+        raise ChainError(
+            f"build_chain needs JointTracks, got {type(tracks).__name__}; run kinematics.tracking.track_joints first"
+        )
+    T = tracks.n_frames
+    if link_boxes is not None and len(link_boxes) != T:
+        raise ChainError(
+            f"link_boxes has {len(link_boxes)} frames but the tracks have {T}; pass one (k, 4) array per tracked frame"
+        )
+    if T == 0 or tracks.n_joints < 2:
+        raise ChainError(_FEW_JOINTS.format(what=f"{tracks.n_joints} tracked over {T} frames"))
+    need = max(int(min_frames), int(np.ceil(min_track_fraction * T)))
+    cols = np.flatnonzero(tracks.seen.sum(0) >= need)
+    if len(cols) < 2:
+        raise ChainError(
+            _FEW_JOINTS.format(what=f"{len(cols)} of {tracks.n_joints} tracks seen in >= {need} of {T} frames")
+        )
+    tr = _merge_duplicates(tracks.select(cols), merge_px, merge_fraction, min_frames)
+    tr = _join_fragments(tr, max_gap=max(30, T // 5), tol_px=fragment_px)
+    if tr.n_joints < 2:
+        raise ChainError(_FEW_JOINTS.format(what="all tracks lie on one spot"))
+    ev = pair_evidence(tr, link_boxes, min_frames=min_frames, noise_px=noise_px)
+    W = ev["weight"]
+    G = nx.Graph()
+    G.add_nodes_from(range(tr.n_joints))
+    for i, j in zip(*np.nonzero(np.triu(W > 0))):
+        G.add_edge(int(i), int(j), weight=float(W[i, j]))
+    tree = nx.maximum_spanning_tree(G, weight="weight")
+    tree.remove_edges_from([(a, b) for a, b, w in tree.edges(data="weight") if w < min_edge_weight])
+    seen_count = tr.seen.sum(0)
+    comp = max(nx.connected_components(tree), key=lambda c: (len(c), sum(seen_count[k] for k in c)))
+    if len(comp) < 2:
+        raise ChainError(
+            "no two tracked joints move like parts of one arm (no link boxes span them and no distance stays rigid); "
+            "film the robot moving through a larger range, with fewer occlusions"
+        )
+    tree = tree.subgraph(comp).copy()
+    path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight)
+    order = np.array(path, dtype=np.int64)
+    out = tr.select(order)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(len(order)))
+    for k in range(len(order) - 1):
+        a, b = order[k], order[k + 1]
+        g.add_edge(
+            k,
+            k + 1,
+            length_px=float(ev["length_px"][a, b]),
+            rigidity=float(ev["rigid"][a, b]),
+            link_support=float(ev["link"][a, b]),
+            weight=float(W[a, b]),
+        )
+    if not nx.is_arborescence(g):  # cannot happen for a path; kept as the contract's guard
+        raise ChainError("the joint graph is not a tree rooted at the base; the tracks are inconsistent")
+    return Chain(out, g)
+
+
+def _best_path(W: np.ndarray, nodes: list[int], gain_floor: float) -> list[int] | None:
+    """Heaviest simple path over ``nodes`` (dynamic programming over subsets), each edge
+    counting ``W - gain_floor``, so a node joins only when its links carry real evidence.
+    None when there are too many nodes for the exact search."""
+    n = len(nodes)
+    if n > 11:
+        return None
+    w = W[np.ix_(nodes, nodes)] - gain_floor
+    w = np.where(W[np.ix_(nodes, nodes)] > 0, w, -np.inf)
+    size = 1 << n
+    score = np.full((size, n), -np.inf)
+    prev = np.full((size, n), -1, dtype=np.int64)
+    for k in range(n):
+        score[1 << k, k] = 0.0
+    best = (-np.inf, 0, 0)
+    for mask in range(1, size):
+        row = score[mask]
+        ends = np.flatnonzero(np.isfinite(row))
+        for last in ends:
+            s = row[last]
+            if s > best[0] and bin(mask).count("1") >= 2:
+                best = (s, mask, int(last))
+            cand = s + w[last]
+            for nxt in np.flatnonzero(np.isfinite(cand)):
+                if mask >> nxt & 1:
+                    continue
+                m2 = mask | (1 << nxt)
+                if cand[nxt] > score[m2, nxt]:
+                    score[m2, nxt] = cand[nxt]
+                    prev[m2, nxt] = last
+    if not np.isfinite(best[0]):
+        return None
+    _, mask, last = best
+    path = []
+    while last >= 0:
+        path.append(nodes[last])
+        p = prev[mask, last]
+        mask &= ~(1 << last)
+        last = int(p)
+    return path[::-1]
+
+
+def _main_path(tree: nx.Graph, tr: JointTracks, W: np.ndarray | None = None, gain_floor: float = 0.0) -> list[int]:
+    """The main chain through the tree's nodes, base end first.
+
+    Exact heaviest path over the tree's nodes when there are few (the tree only selects
+    which joints belong to the robot), else the tree's longest leaf-to-leaf path.
+    """
+    motion = _motion(tr)
+    h = tr.image_size[1]
+    with np.errstate(invalid="ignore"):
+        mean_v = np.array([np.nanmean(tr.uv[:, n, 1]) if tr.seen[:, n].any() else 0.0 for n in range(tr.n_joints)])
+    path = _best_path(W, sorted(tree.nodes), gain_floor) if W is not None else None
+    if path is None:
+        path = _tree_path(tree)
+    # base: the end that moves less in the image (ties: the lower one, larger v)
+    score = motion / max(float(motion.max()), 1e-6) - 0.2 * mean_v / max(h, 1)
+    if score[path[-1]] < score[path[0]]:
+        path = path[::-1]
+    return [int(k) for k in path]
+
+
+def _tree_path(tree: nx.Graph) -> list[int]:
+    """The longest leaf-to-leaf path of the tree (heaviest on ties)."""
+    leaves = [n for n in tree.nodes if tree.degree(n) <= 1]
+    best: tuple[tuple[int, float], list[int]] | None = None
+    for a_idx, a in enumerate(leaves):
+        for b in leaves[a_idx + 1 :]:
+            p = nx.shortest_path(tree, a, b)
+            key = (len(p), sum(tree[u][v]["weight"] for u, v in zip(p[:-1], p[1:])))
+            if best is None or key > best[0]:
+                best = (key, p)
+    return best[1] if best is not None else list(tree.nodes)
