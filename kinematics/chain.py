@@ -291,7 +291,7 @@ def build_chain(
     W = ev["weight"]
     G = nx.Graph()
     G.add_nodes_from(range(tr.n_joints))
-    for i, j in zip(*np.nonzero(np.triu(W > 0))):
+    for i, j in zip(*np.nonzero(np.triu(W > 0)), strict=False):
         G.add_edge(int(i), int(j), weight=float(W[i, j]))
     tree = nx.maximum_spanning_tree(G, weight="weight")
     tree.remove_edges_from([(a, b) for a, b, w in tree.edges(data="weight") if w < min_edge_weight])
@@ -392,7 +392,7 @@ def _tree_path(tree: nx.Graph) -> list[int]:
     for a_idx, a in enumerate(leaves):
         for b in leaves[a_idx + 1 :]:
             p = nx.shortest_path(tree, a, b)
-            key = (len(p), sum(tree[u][v]["weight"] for u, v in zip(p[:-1], p[1:])))
+            key = (len(p), sum(tree[u][v]["weight"] for u, v in zip(p[:-1], p[1:], strict=False)))
             if best is None or key > best[0]:
                 best = (key, p)
     return best[1] if best is not None else list(tree.nodes)

@@ -243,7 +243,7 @@ class JointTracker:
         full[nt:, :nd] = np.where(np.eye(nd, dtype=bool), 0.0, _BIG)
         full[nt:, nd:] = 0.0
         ti, di = linear_sum_assignment(full)
-        return [(int(a), int(b)) for a, b in zip(ti, di) if a < nt and b < nd and cost[a, b] < _BIG]
+        return [(int(a), int(b)) for a, b in zip(ti, di, strict=False) if a < nt and b < nd and cost[a, b] < _BIG]
 
     def _gate(self, t: _Track) -> float:
         """Matching radius of a track: from its recent innovations, wider while it coasts."""
@@ -288,7 +288,7 @@ class JointTracker:
             start = np.stack([s.uv[0] for s in segs])
             gap = first[None, :] - last[:, None]  # [a, b]: rows from A's end to B's start
             e_move = np.full(gap.shape, np.inf)
-            for a, b in zip(*np.nonzero((gap >= 1) & (gap <= 3 * self.max_gap_frames + 2))):
+            for a, b in zip(*np.nonzero((gap >= 1) & (gap <= 3 * self.max_gap_frames + 2)), strict=False):
                 reach = int(min(gap[a, b], 10))  # extrapolate at most 10 rows
                 e_move[a, b] = 0.5 * (
                     np.linalg.norm(segs[a].extrapolate(True, reach) - segs[b].uv[0])
@@ -346,7 +346,7 @@ class JointTracker:
         seen = np.flatnonzero(~np.isnan(uv[:, 0]))
         if len(seen) == 0:
             return
-        for a, b in zip(seen[:-1], seen[1:]):
+        for a, b in zip(seen[:-1], seen[1:], strict=False):
             gap = b - a - 1
             if 0 < gap <= self.max_gap_frames:
                 s = (np.arange(a + 1, b) - a) / (b - a)
@@ -358,7 +358,7 @@ class JointTracker:
         win += 1 - win % 2
         have = ~np.isnan(uv[:, 0])
         edges = np.flatnonzero(np.diff(np.r_[0, have.astype(np.int8), 0]))
-        for start, stop in zip(edges[::2], edges[1::2]):
+        for start, stop in zip(edges[::2], edges[1::2], strict=False):
             if stop - start >= win:
                 uv[start:stop] = savgol_filter(uv[start:stop], win, 2, axis=0, mode="interp")
 
@@ -367,7 +367,7 @@ def _interp_rows(x: np.ndarray, max_gap: int) -> np.ndarray:
     """(T, 2) copy of one track with gaps of at most ``max_gap`` rows linearly filled."""
     out = x.copy()
     seen = np.flatnonzero(~np.isnan(x[:, 0]))
-    for a, b in zip(seen[:-1], seen[1:]):
+    for a, b in zip(seen[:-1], seen[1:], strict=False):
         if 1 < b - a <= max_gap + 1:
             s = (np.arange(a + 1, b) - a) / (b - a)
             out[a + 1 : b] = x[a] * (1 - s[:, None]) + x[b] * s[:, None]
@@ -409,7 +409,7 @@ def untangle_crossings(
                 continue
             edges = np.flatnonzero(np.diff(np.r_[0, close.astype(np.int8), 0]))
             spans: list[list[int]] = []
-            for start, stop in zip(edges[::2], edges[1::2]):
+            for start, stop in zip(edges[::2], edges[1::2], strict=False):
                 if spans and start - spans[-1][1] <= window:  # join close intervals a few rows apart
                     spans[-1][1] = int(stop)
                 else:
