@@ -4,8 +4,8 @@
   tau * robot bounding-box diagonal (one-to-one Hungarian matching per frame); with
   ``return_precision`` also the share of reported keypoints that match a true joint.
 - ``twin_pck``: the same for the fitted twin's nodes, posed by ``q`` and projected
-  through the fitted camera (the twin is matched by identity: its node k is the truth's
-  keypoint k when the counts agree, else by Hungarian matching like detections).
+  through the fitted camera (Hungarian matching per frame, as for detections; with
+  ``by_identity`` node k must hit keypoint k, which also checks the chain order).
 - ``error_3d``: twin node positions against the true ones after ONE similarity transform
   (Umeyama, with scale) for the whole video, as a share of the true chain length. The
   twin's nodes and the truth's keypoints are put in correspondence by chain order: same
@@ -72,17 +72,28 @@ def keypoint_pck(
     return pck
 
 
-def twin_pck(fit, true_uv: np.ndarray, true_visible: np.ndarray, robot_diag_px: np.ndarray, tau: float = 0.05) -> float:
+def twin_pck(
+    fit,
+    true_uv: np.ndarray,
+    true_visible: np.ndarray,
+    robot_diag_px: np.ndarray,
+    tau: float = 0.05,
+    by_identity: bool = False,
+) -> float:
     """PCK of the posed, projected twin (``FitResult``) against the true keypoints.
 
     Rows of the fit are aligned to the truth by ``fit.frame`` (the truth has one row per
-    video frame). Same node count: node k is compared with keypoint k (identity matters);
-    otherwise nodes are matched to keypoints per frame by the Hungarian method.
+    video frame). Nodes are matched to keypoints per frame by the Hungarian method; with
+    ``by_identity`` (same node count required) node k is compared with keypoint k.
     """
     true_uv = np.asarray(true_uv, float)
     vis = np.asarray(true_visible, bool)
     diag = np.asarray(robot_diag_px, float)
-    same = fit.model.n_nodes == true_uv.shape[1]
+    same = by_identity
+    if by_identity and fit.model.n_nodes != true_uv.shape[1]:
+        raise ValueError(
+            f"twin_pck: by_identity needs as many twin nodes as keypoints ({fit.model.n_nodes} vs {true_uv.shape[1]})"
+        )
     hits = n_true = 0
     for i in range(fit.n_frames):
         f = int(fit.frame[i])

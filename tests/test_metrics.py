@@ -59,6 +59,9 @@ def test_twin_pck_of_the_truth_is_one_and_a_wrong_pose_scores_lower():
     q = seq.q.copy()
     q[:, 1] += 0.4
     assert twin_pck(_truth_fit(seq, q), seq.uv_true, seq.visible, diag) < 0.8
+    rev = seq.uv_true[:, ::-1]  # right points, wrong order: only the identity check sees it
+    assert twin_pck(_truth_fit(seq), rev, seq.visible[:, ::-1], diag) == 1.0
+    assert twin_pck(_truth_fit(seq), rev, seq.visible[:, ::-1], diag, by_identity=True) < 0.6
     q = seq.q.copy()
     q[::2] = np.nan  # unsolved rows count as misses
     assert twin_pck(_truth_fit(seq, q), seq.uv_true, seq.visible, diag) == pytest.approx(0.5, abs=0.02)
