@@ -53,7 +53,7 @@ def gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     a, b = _random_color(rng), _random_color(rng)
     ang = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    s = (np.cos(ang) * xx / w + np.sin(ang) * yy / h)
+    s = np.cos(ang) * xx / w + np.sin(ang) * yy / h
     s = (s - s.min()) / max(float(np.ptp(s)), 1e-6)
     return (a * (1 - s[..., None]) + b * s[..., None]).astype(np.uint8)
 

@@ -32,18 +32,26 @@ class Detections:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        xyxy = (
+            np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+            if np.size(self.xyxy)
+            else np.zeros((0, 4), np.float32)
+        )
         conf = np.asarray(self.conf, dtype=np.float32).reshape(-1)
         cls = np.asarray(self.cls, dtype=np.int64).reshape(-1)
         n = len(xyxy)
         if len(conf) != n or len(cls) != n:
-            raise ValueError(f"Detections: xyxy has {n} rows but conf has {len(conf)} and cls {len(cls)}; they must match")
+            raise ValueError(
+                f"Detections: xyxy has {n} rows but conf has {len(conf)} and cls {len(cls)}; they must match"
+            )
         if not np.all(np.isfinite(xyxy)):
             raise ValueError("Detections: xyxy contains NaN or inf; boxes must be finite pixel coordinates")
         if n and (np.any(xyxy[:, 2] < xyxy[:, 0]) or np.any(xyxy[:, 3] < xyxy[:, 1])):
             raise ValueError("Detections: boxes must have x2 >= x1 and y2 >= y1 (xyxy order)")
         if n and (cls.min() < 0 or cls.max() >= len(CLASS_NAMES)):
-            raise ValueError(f"Detections: cls must be in 0..{len(CLASS_NAMES) - 1} ({', '.join(CLASS_NAMES)}), got {sorted(set(cls.tolist()))}")
+            raise ValueError(
+                f"Detections: cls must be in 0..{len(CLASS_NAMES) - 1} ({', '.join(CLASS_NAMES)}), got {sorted(set(cls.tolist()))}"
+            )
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "conf", conf)
         object.__setattr__(self, "cls", cls)

@@ -10,7 +10,14 @@ from detection.detections import CLASS_NAMES, Detections
 COLORS = {0: (60, 180, 60), 1: (40, 40, 230), 2: (230, 160, 30)}  # BGR: cobot green, joint red, link blue
 
 
-def draw_boxes(img: np.ndarray, cls: np.ndarray, xyxy: np.ndarray, conf: np.ndarray | None = None, thickness: int = 2, labels: bool = True) -> np.ndarray:
+def draw_boxes(
+    img: np.ndarray,
+    cls: np.ndarray,
+    xyxy: np.ndarray,
+    conf: np.ndarray | None = None,
+    thickness: int = 2,
+    labels: bool = True,
+) -> np.ndarray:
     out = img.copy()
     order = np.argsort(-np.asarray(cls), kind="stable")  # cobot last so it stays on top
     for i in order:
@@ -30,10 +37,15 @@ def draw_detections(img: np.ndarray, dets: Detections, thickness: int = 2) -> np
     return draw_boxes(img, dets.cls, dets.xyxy, dets.conf, thickness)
 
 
-def draw_chain(img: np.ndarray, uv: np.ndarray, color=(0, 220, 255), ids: list | None = None, radius: int = 4) -> np.ndarray:
+def draw_chain(
+    img: np.ndarray, uv: np.ndarray, color=(0, 220, 255), ids: list | None = None, radius: int = 4
+) -> np.ndarray:
     """Keypoints (N, 2) joined in order (NaN rows skipped), optionally labelled with ids."""
     out = img.copy()
-    pts = [None if not np.all(np.isfinite(p)) else (int(round(p[0])), int(round(p[1]))) for p in np.asarray(uv).reshape(-1, 2)]
+    pts = [
+        None if not np.all(np.isfinite(p)) else (int(round(p[0])), int(round(p[1])))
+        for p in np.asarray(uv).reshape(-1, 2)
+    ]
     for a, b in zip(pts[:-1], pts[1:], strict=False):
         if a is not None and b is not None:
             cv2.line(out, a, b, color, 2, cv2.LINE_AA)
@@ -41,5 +53,7 @@ def draw_chain(img: np.ndarray, uv: np.ndarray, color=(0, 220, 255), ids: list |
         if p is not None:
             cv2.circle(out, p, radius, color, -1, cv2.LINE_AA)
             if ids is not None:
-                cv2.putText(out, str(ids[k]), (p[0] + 5, p[1] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+                cv2.putText(
+                    out, str(ids[k]), (p[0] + 5, p[1] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA
+                )
     return out

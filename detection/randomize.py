@@ -12,7 +12,15 @@ from detection.scene import N_CLUTTER, N_FLOOR_TEXTURES, N_PEOPLE, Light, Placed
 from kinematics.camera import intrinsics_from_fov, look_at
 
 PALETTE = np.array(
-    [[0.92, 0.92, 0.92], [0.6, 0.62, 0.65], [0.15, 0.15, 0.17], [0.2, 0.35, 0.7], [0.95, 0.5, 0.1], [0.75, 0.75, 0.8], [0.85, 0.85, 0.75]]
+    [
+        [0.92, 0.92, 0.92],
+        [0.6, 0.62, 0.65],
+        [0.15, 0.15, 0.17],
+        [0.2, 0.35, 0.7],
+        [0.95, 0.5, 0.1],
+        [0.75, 0.75, 0.8],
+        [0.85, 0.85, 0.75],
+    ]
 )
 
 
@@ -34,7 +42,14 @@ def random_robot_colors(rng: np.random.Generator, n_bodies: int) -> np.ndarray |
     return rgba
 
 
-def random_camera(rng: np.random.Generator, target: np.ndarray, reach_m: float, width: int, height: int, fill: tuple[float, float] = (0.45, 1.2)):
+def random_camera(
+    rng: np.random.Generator,
+    target: np.ndarray,
+    reach_m: float,
+    width: int,
+    height: int,
+    fill: tuple[float, float] = (0.45, 1.2),
+):
     """(K, world_T_camera) looking at ``target`` so that the robot fills part of the image."""
     fov = rng.uniform(40, 75)
     K = intrinsics_from_fov(width, height, fov)
@@ -97,7 +112,15 @@ def random_scene(
         if k:
             x += reach_m[chosen[k - 1]] * rng.uniform(1.0, 1.8) + reach_m[i] * 0.5
         lo, hi = limits[i]
-        robots.append(PlacedRobot(i, np.array([x, rng.normal(0, 0.2) if k else 0.0, 0.0]), float(rng.uniform(-np.pi, np.pi)), random_q(rng, lo, hi), random_robot_colors(rng, n_bodies[i])))
+        robots.append(
+            PlacedRobot(
+                i,
+                np.array([x, rng.normal(0, 0.2) if k else 0.0, 0.0]),
+                float(rng.uniform(-np.pi, np.pi)),
+                random_q(rng, lo, hi),
+                random_robot_colors(rng, n_bodies[i]),
+            )
+        )
     main = robots[0]
     reach = reach_m[main.index]
     centre = np.array([np.mean([r.xyz[0] for r in robots]), 0.0, 0.45 * reach])
@@ -116,8 +139,16 @@ def random_scene(
     people = []
     if rng.random() < 0.3:
         for i in range(int(rng.integers(1, N_PEOPLE + 1))):
-            pos = _between(rng, eye, centre, (0.45, 0.8)) if rng.random() < 0.4 else centre * [1, 1, 0] + np.r_[rng.normal(0, 1.5 * reach, 2), 0]
+            pos = (
+                _between(rng, eye, centre, (0.45, 0.8))
+                if rng.random() < 0.4
+                else centre * [1, 1, 0] + np.r_[rng.normal(0, 1.5 * reach, 2), 0]
+            )
             people.append(PlacedThing(i, pos, float(rng.uniform(0, 2 * np.pi)), _random_rgba(rng)))
-    floor = np.r_[np.full(3, rng.uniform(0.2, 0.9)) + rng.normal(0, 0.05, 3), 1.0].clip(0, 1) if rng.random() < 0.7 else None
+    floor = (
+        np.r_[np.full(3, rng.uniform(0.2, 0.9)) + rng.normal(0, 0.05, 3), 1.0].clip(0, 1)
+        if rng.random() < 0.7
+        else None
+    )
     texture = int(rng.integers(0, N_FLOOR_TEXTURES))
     return SceneParams(robots, K, wTc, width, height, random_light(rng), floor, clutter, people, texture)

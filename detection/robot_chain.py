@@ -63,7 +63,9 @@ def analyse_robot(p, body_id: int, rng: np.random.Generator | None = None) -> Ro
     if not chain:
         from twin.errors import RobotDescriptionError
 
-        raise RobotDescriptionError(f"robot body {body_id} has no revolute joints on a serial chain; it cannot be labelled")
+        raise RobotDescriptionError(
+            f"robot body {body_id} has no revolute joints on a serial chain; it cannot be labelled"
+        )
     body_of_link: dict[int, int] = {}
 
     def assign(link: int, body: int) -> None:

@@ -86,10 +86,14 @@ def spec_for(name_or_path: str) -> RobotSpec:
     path = Path(key).expanduser()
     if path.suffix.lower() == ".urdf" or path.exists():
         if not path.is_file():
-            raise RobotDescriptionError(f"robot URDF {path} does not exist; give a URDF file or one of: {', '.join(ROBOTS)}")
+            raise RobotDescriptionError(
+                f"robot URDF {path} does not exist; give a URDF file or one of: {', '.join(ROBOTS)}"
+            )
         stem = re.sub(r"[^A-Za-z0-9_]+", "_", path.stem) or "robot"
         return RobotSpec(stem, "file", str(path.resolve()))
-    raise RobotDescriptionError(f"unknown robot {key!r}; known robots: {', '.join(ROBOTS)} (or give a path to a .urdf file)")
+    raise RobotDescriptionError(
+        f"unknown robot {key!r}; known robots: {', '.join(ROBOTS)} (or give a path to a .urdf file)"
+    )
 
 
 def parse_robot_list(text: str) -> list[RobotSpec]:
@@ -113,7 +117,9 @@ def resolved_urdf(spec: RobotSpec) -> Path:
         packages = {}
     else:
         src = package_root(spec.source) / spec.relpath
-        packages = {"example-robot-data": package_root("example-robot-data")} if spec.source == "example-robot-data" else {}
+        packages = (
+            {"example-robot-data": package_root("example-robot-data")} if spec.source == "example-robot-data" else {}
+        )
     if not src.is_file():
         raise RobotDescriptionError(f"URDF for {spec.name} not found at {src}; reinstall its package or fix the path")
     if spec.source == "pybullet_data":

@@ -72,7 +72,9 @@ class RenderedFrame:
     body_ids: list[int] | None = None  # PyBullet body id of each placed robot
 
 
-def gl_matrices(K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0) -> tuple[list[float], list[float]]:
+def gl_matrices(
+    K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0
+) -> tuple[list[float], list[float]]:
     """PyBullet view and projection matrices (column-major) for an OpenCV camera."""
     world_T_gl = world_T_camera @ np.diag([1.0, -1.0, -1.0, 1.0])
     view = np.linalg.inv(world_T_gl)
@@ -120,7 +122,9 @@ class _World:
         try:
             body = self.p.loadURDF(str(path), useFixedBase=True, flags=self.p.URDF_USE_MATERIAL_COLORS_FROM_MTL)
         except Exception as exc:  # pybullet.error
-            raise RobotDescriptionError(f"PyBullet cannot load URDF {path} ({exc}); check its mesh paths and XML") from exc
+            raise RobotDescriptionError(
+                f"PyBullet cannot load URDF {path} ({exc}); check its mesh paths and XML"
+            ) from exc
         self.bodies.append(body)
         self.infos.append(analyse_robot(self.p, body))
         if not self.original_rgba:
@@ -141,7 +145,11 @@ class _World:
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(1, N_FLOOR_TEXTURES):
                 rng = np.random.default_rng(500 + k)
-                img = np.full((64, 64, 3), 255, np.uint8) if k == 1 else (value_noise if k % 2 else stripes)(rng, 256, 256)
+                img = (
+                    np.full((64, 64, 3), 255, np.uint8)
+                    if k == 1
+                    else (value_noise if k % 2 else stripes)(rng, 256, 256)
+                )
                 path = f"{tmp}/floor{k}.png"
                 cv2.imwrite(path, img)
                 ids.append(self.p.loadTexture(path))
@@ -158,7 +166,9 @@ class _World:
         if kind == 0:
             vs = p.createVisualShape(p.GEOM_BOX, halfExtents=rng.uniform(0.05, 0.35, 3).tolist())
         elif kind == 1:
-            vs = p.createVisualShape(p.GEOM_CYLINDER, radius=float(rng.uniform(0.03, 0.2)), length=float(rng.uniform(0.1, 0.9)))
+            vs = p.createVisualShape(
+                p.GEOM_CYLINDER, radius=float(rng.uniform(0.03, 0.2)), length=float(rng.uniform(0.1, 0.9))
+            )
         else:
             vs = p.createVisualShape(p.GEOM_SPHERE, radius=float(rng.uniform(0.05, 0.25)))
         return p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=[0, 0, PARK_Z])
@@ -171,7 +181,14 @@ class _World:
             shapeTypes=[G, G, G, G, G, p.GEOM_SPHERE],
             radii=[0.07, 0.07, 0.17, 0.05, 0.05, 0.11],
             lengths=[0.85, 0.85, 0.6, 0.65, 0.65, 0.0],
-            visualFramePositions=[[0, -0.1, 0.425], [0, 0.1, 0.425], [0, 0, 1.15], [0, -0.24, 1.1], [0, 0.24, 1.1], [0, 0, 1.62]],
+            visualFramePositions=[
+                [0, -0.1, 0.425],
+                [0, 0.1, 0.425],
+                [0, 0, 1.15],
+                [0, -0.24, 1.1],
+                [0, 0.24, 1.1],
+                [0, 0, 1.62],
+            ],
         )
         return p.createMultiBody(baseMass=0, baseVisualShapeIndex=vs, basePosition=[0, 0, PARK_Z])
 

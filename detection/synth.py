@@ -44,17 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
         "or, with --video, an H.264 mp4 with per-frame ground truth (VIDEO.gt.json).",
         epilog=f"Known robots: {', '.join(ROBOTS)}; any path to a .urdf file also works.",
     )
-    ap.add_argument("--robots", default="ur5,panda,kuka_iiwa,xarm6", help="comma-separated robot names or URDF paths (default: %(default)s)")
-    ap.add_argument("--test-robots", default="", help="robots used only for the test split (held out from train/val), e.g. ur10,kinova")
+    ap.add_argument(
+        "--robots",
+        default="ur5,panda,kuka_iiwa,xarm6",
+        help="comma-separated robot names or URDF paths (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--test-robots",
+        default="",
+        help="robots used only for the test split (held out from train/val), e.g. ur10,kinova",
+    )
     ap.add_argument("--images", type=int, default=200, help="number of images to render (default: %(default)s)")
     ap.add_argument("--val", type=float, default=0.1, help="share of images in the val split (default: %(default)s)")
     ap.add_argument("--test", type=float, default=0.1, help="share of images in the test split (default: %(default)s)")
-    ap.add_argument("--size", default="416", help="image size, N or WxH pixels (default: %(default)s; video default 640x480)")
+    ap.add_argument(
+        "--size", default="416", help="image size, N or WxH pixels (default: %(default)s; video default 640x480)"
+    )
     ap.add_argument("-o", "--output", required=True, help="output folder (images) or .mp4 file (--video)")
     ap.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same images and labels")
-    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes (default: %(default)s)")
+    ap.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes (default: %(default)s)"
+    )
     ap.add_argument("--force", action="store_true", help="overwrite an existing output")
-    ap.add_argument("--start-index", type=int, default=0, help="first image index (to extend a dataset with more images)")
+    ap.add_argument(
+        "--start-index", type=int, default=0, help="first image index (to extend a dataset with more images)"
+    )
     v = ap.add_argument_group("video mode")
     v.add_argument("--video", action="store_true", help="render one video of a moving robot instead of images")
     v.add_argument("--frames", type=int, default=150, help="video length in frames (default: %(default)s)")
@@ -84,12 +98,17 @@ def run_images(args: argparse.Namespace) -> int:
         raise InputError("--val and --test must be shares in [0, 1) that add up to less than 1")
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not args.force and args.start_index == 0:
-        raise OutputError(f"{out} exists and is not empty; pass --force to write into it, or --start-index N to add images")
+        raise OutputError(
+            f"{out} exists and is not empty; pass --force to write into it, or --start-index N to add images"
+        )
     width, height = parse_size(args.size)
     specs = train + [s for s in test if s.name not in {t.name for t in train}]
     train_idx = list(range(len(train)))
     test_idx = [specs.index(next(s for s in specs if s.name == t.name)) for t in test]
-    jobs = [(args.seed, i, width, height, train_idx, test_idx, args.val, args.test if test or args.test else 0.0) for i in range(args.start_index, args.start_index + args.images)]
+    jobs = [
+        (args.seed, i, width, height, train_idx, test_idx, args.val, args.test if test or args.test else 0.0)
+        for i in range(args.start_index, args.start_index + args.images)
+    ]
     for split in SPLITS:
         for sub in ("images", "labels", "voc", "gt"):
             (out / sub / split).mkdir(parents=True, exist_ok=True)
@@ -100,13 +119,22 @@ def run_images(args: argparse.Namespace) -> int:
         img_path, lab_path = layout_paths(out, s.split, stem)
         write_bytes_atomic(img_path, encode_image(s.image, img_path))
         write_text_atomic(lab_path, format_yolo_label(s.cls, s.xyxy, width, height))
-        write_voc(out / "voc" / s.split / f"{stem}.xml", str(img_path), width, height, s.cls, np.clip(s.xyxy, 0, [width, height, width, height]))
+        write_voc(
+            out / "voc" / s.split / f"{stem}.xml",
+            str(img_path),
+            width,
+            height,
+            s.cls,
+            np.clip(s.xyxy, 0, [width, height, width, height]),
+        )
         s.gt["image"]["path"] = str(img_path.relative_to(out))
         write_text_atomic(out / "gt" / s.split / f"{stem}.json", json.dumps(s.gt, separators=(",", ":")))
         counts[s.split] += 1
         n_boxes += np.bincount(s.cls, minlength=3)[:3]
     write_data_yaml(out)
-    print(f"wrote {len(jobs)} images to {out} (train {counts['train']}, val {counts['val']}, test {counts['test']}); boxes: cobot {n_boxes[0]}, joint {n_boxes[1]}, link {n_boxes[2]}")
+    print(
+        f"wrote {len(jobs)} images to {out} (train {counts['train']}, val {counts['val']}, test {counts['test']}); boxes: cobot {n_boxes[0]}, joint {n_boxes[1]}, link {n_boxes[2]}"
+    )
     return 0
 
 

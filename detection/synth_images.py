@@ -72,7 +72,12 @@ def gt_frame(sp: SceneParams, frame: RenderedFrame, renderer: SceneRenderer, ind
                 "boxes": {"cls": lab.cls.tolist(), "xyxy": np.round(lab.xyxy, 2).tolist()},
             }
         )
-    return {"index": index, "t": round(t, 6), "world_T_camera": np.round(sp.world_T_camera, 9).tolist(), "robots": robots}
+    return {
+        "index": index,
+        "t": round(t, 6),
+        "world_T_camera": np.round(sp.world_T_camera, 9).tolist(),
+        "robots": robots,
+    }
 
 
 def gt_robots(sp: SceneParams, renderer: SceneRenderer, reach: list[float]) -> list[dict]:

@@ -107,7 +107,15 @@ def render_video(
                     sp.world_T_camera = look_at(eye, target)
                 if person:
                     s_prog = (t[i] / max(t[-1], 1e-6) - 0.3) / 0.4
-                    sp.people = [PlacedThing(0, _walker_pose(sp.world_T_camera[:3, 3], target, s_prog, reach[0]), 0.0, walker_rgba)] if 0 <= s_prog <= 1 else []
+                    sp.people = (
+                        [
+                            PlacedThing(
+                                0, _walker_pose(sp.world_T_camera[:3, 3], target, s_prog, reach[0]), 0.0, walker_rgba
+                            )
+                        ]
+                        if 0 <= s_prog <= 1
+                        else []
+                    )
                 frame = r.render(sp)
                 image = compose(np.random.default_rng([seed, 0xB6]), frame, augment=False)
                 writer.write(image)
@@ -135,6 +143,17 @@ def run_video(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
         raise InputError(f"-o {out}: video mode writes a video file; give a name ending in .mp4")
     size = parse_size(args.size) if args.size != "416" else (640, 480)
-    video, gt = render_video(args.robots, out, args.frames, args.fps, size, args.seed, args.moving_camera, args.person, args.speed, args.force)
+    video, gt = render_video(
+        args.robots,
+        out,
+        args.frames,
+        args.fps,
+        size,
+        args.seed,
+        args.moving_camera,
+        args.person,
+        args.speed,
+        args.force,
+    )
     print(f"wrote {video} ({args.frames} frames) and its ground truth {gt}")
     return 0

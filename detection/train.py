@@ -30,7 +30,9 @@ def resolve_data(data: str) -> Path:
     if p.is_dir():
         p = p / "data.yaml"
     if not p.is_file():
-        raise DatasetError(f"no dataset at {data}: expected a folder with data.yaml or a .yaml file; make one with python -m detection.synth or detection.dataset import-voc")
+        raise DatasetError(
+            f"no dataset at {data}: expected a folder with data.yaml or a .yaml file; make one with python -m detection.synth or detection.dataset import-voc"
+        )
     return p.resolve()
 
 
@@ -90,12 +92,24 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.split("\n\n")[0], epilog="See the module docstring / README for fine-tuning.")
-    ap.add_argument("--data", required=False, default="", help="dataset folder with data.yaml (YOLO layout) or a data.yaml file")
-    ap.add_argument("--model", default="yolo11n.yaml", help="model yaml (train from scratch) or .pt weights (fine-tune); default %(default)s")
+    ap = argparse.ArgumentParser(
+        prog="python -m detection.train",
+        description=__doc__.split("\n\n")[0],
+        epilog="See the module docstring / README for fine-tuning.",
+    )
+    ap.add_argument(
+        "--data", required=False, default="", help="dataset folder with data.yaml (YOLO layout) or a data.yaml file"
+    )
+    ap.add_argument(
+        "--model",
+        default="yolo11n.yaml",
+        help="model yaml (train from scratch) or .pt weights (fine-tune); default %(default)s",
+    )
     ap.add_argument("--imgsz", type=int, default=320, help="training image size in pixels (default %(default)s)")
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--time-hours", type=float, default=None, help="stop after this many hours (the LR schedule fits the time)")
+    ap.add_argument(
+        "--time-hours", type=float, default=None, help="stop after this many hours (the LR schedule fits the time)"
+    )
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="data-loading processes")
     ap.add_argument("--seed", type=int, default=0)
@@ -112,7 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     def body(args):
         if not args.resume and not args.data:
             raise InputError("--data is required (a dataset folder with data.yaml)")
-        run = train(args.data, args.model, args.imgsz, args.epochs, args.time_hours, args.batch, args.workers, args.seed, args.project, args.name, args.resume)
+        run = train(
+            args.data,
+            args.model,
+            args.imgsz,
+            args.epochs,
+            args.time_hours,
+            args.batch,
+            args.workers,
+            args.seed,
+            args.project,
+            args.name,
+            args.resume,
+        )
         print(f"run folder: {run} (weights/best.pt, results.csv, PR_curve.png, confusion_matrix.png)")
         return 0
 

@@ -34,7 +34,9 @@ def depth(world_T_camera: np.ndarray, points_world: np.ndarray) -> np.ndarray:
     return pts @ camera_T_world[2, :3] + camera_T_world[2, 3]
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0]), roll_rad: float = 0.0) -> np.ndarray:
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0]), roll_rad: float = 0.0
+) -> np.ndarray:
     """world_T_camera (4x4) for a camera at ``eye`` looking at ``target`` (OpenCV axes)."""
     eye = np.asarray(eye, float)
     z = np.asarray(target, float) - eye

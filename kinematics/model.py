@@ -68,7 +68,13 @@ class ChainModel:
         norms = np.linalg.norm(self.axes, axis=1)
         if not np.allclose(norms, 1.0, atol=1e-6):
             raise ValueError(f"ChainModel: joint axes must be unit vectors, norms are {np.round(norms, 4).tolist()}")
-        for name, arr in (("origins", self.origins), ("lower", self.lower), ("upper", self.upper), ("tip", self.tip), ("link_radius", self.link_radius)):
+        for name, arr in (
+            ("origins", self.origins),
+            ("lower", self.lower),
+            ("upper", self.upper),
+            ("tip", self.tip),
+            ("link_radius", self.link_radius),
+        ):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"ChainModel: {name} contains NaN or inf")
         if np.any(self.upper < self.lower):

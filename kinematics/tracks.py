@@ -55,7 +55,9 @@ class JointTracks:
     def select(self, columns) -> JointTracks:
         """A new JointTracks with only (and in the order of) the given columns."""
         columns = np.asarray(columns, dtype=np.int64)
-        return JointTracks(self.uv[:, columns], self.conf[:, columns], self.frame, self.t, self.ids[columns], self.image_size)
+        return JointTracks(
+            self.uv[:, columns], self.conf[:, columns], self.frame, self.t, self.ids[columns], self.image_size
+        )
 
 
 @dataclass

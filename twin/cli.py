@@ -12,9 +12,7 @@ INTERRUPTED_EXIT = 130
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback when something fails"
-    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when something fails")
 
 
 def run_cli(

@@ -1,0 +1,155 @@
+"""``python -m detection.recipe``: the default recipe that made the shipped weights.
+
+Stages (each resumable; re-running skips what is done):
+
+1. generate: ``python -m detection.synth`` with the robots below, held-out test robots,
+   3000 images at 416x416 (seed 1).
+2. train: yolo11n from its yaml (no pretrained download), 320 px, time-boxed.
+3. evaluate: precision, recall, mAP50, mAP50-95 per class on the held-out-robot test split.
+4. ship: best.pt -> assets/cobot_yolo11n.pt and an ONNX export, plus assets/MODEL_CARD.md.
+
+    python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from twin.cli import add_debug_flag, run_cli
+
+TRAIN_ROBOTS = "ur3,ur5,panda,franka_panda,kuka_iiwa,xarm6,xarm7,z1,so100,so101"
+TEST_ROBOTS = "ur10,kinova"
+IMAGES = 3000
+SEED = 1
+IMGSZ = 320
+MODEL = "yolo11n.yaml"
+
+
+def stage_generate(data: Path, images: int) -> None:
+    from detection.synth import main as synth_main
+    from detection.yolo_format import write_data_yaml
+
+    have = len(list((data / "images").glob("*/*.jpg"))) if data.exists() else 0
+    if have < images:
+        # image i is a pure function of (seed, i): continue where an interrupted run stopped
+        rc = synth_main(
+            [
+                "--robots",
+                TRAIN_ROBOTS,
+                "--test-robots",
+                TEST_ROBOTS,
+                "--images",
+                str(images - have),
+                "--start-index",
+                str(have),
+                "-o",
+                str(data),
+                "--seed",
+                str(SEED),
+                "--force",
+            ]
+        )
+        if rc:
+            raise SystemExit(rc)
+    write_data_yaml(data)
+
+
+def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
+    from detection.train import train
+
+    best = run / "weights" / "best.pt"
+    last = run / "weights" / "last.pt"
+    if (run / "done").exists():
+        return best
+    train(str(data), MODEL, IMGSZ, epochs, hours, 16, 2, 0, str(run.parent), run.name, resume=last.exists())
+    (run / "done").write_text("ok\n")
+    return best
+
+
+def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = IMGSZ) -> dict:
+    """Per-class precision, recall, mAP50, mAP50-95 on ``split`` (ultralytics val)."""
+    from detection.yolo_env import yolo_class
+
+    m = yolo_class()(str(weights))
+    r = m.val(
+        data=str(data / "data.yaml"),
+        split=split,
+        imgsz=imgsz,
+        batch=16,
+        device="cpu",
+        plots=False,
+        verbose=False,
+        workers=0,
+    )
+    out = {}
+    for i, name in m.names.items():
+        p, rc, ap50, ap = r.box.class_result(i) if i < len(r.box.ap_class_index) else (0, 0, 0, 0)
+        out[name] = {
+            "precision": round(float(p), 4),
+            "recall": round(float(rc), 4),
+            "mAP50": round(float(ap50), 4),
+            "mAP50-95": round(float(ap), 4),
+        }
+    out["all"] = {
+        "precision": round(float(r.box.mp), 4),
+        "recall": round(float(r.box.mr), 4),
+        "mAP50": round(float(r.box.map50), 4),
+        "mAP50-95": round(float(r.box.map), 4),
+    }
+    return out
+
+
+def stage_ship(best: Path, data: Path, assets: Path, run: Path) -> dict:
+    from detection.yolo_env import yolo_class
+
+    assets.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate(best, data, "test")
+    val = evaluate(best, data, "val")
+    pt = assets / "cobot_yolo11n.pt"
+    shutil.copyfile(best, pt)
+    onnx = Path(yolo_class()(str(pt)).export(format="onnx", imgsz=IMGSZ, simplify=False, dynamic=True))
+    if onnx.resolve() != (assets / "cobot_yolo11n.onnx").resolve():
+        shutil.move(str(onnx), assets / "cobot_yolo11n.onnx")
+    (assets / "metrics.json").write_text(
+        json.dumps({"test_heldout_robots": metrics, "val_seen_robots": val}, indent=2) + "\n"
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m detection.recipe", description="Generate data, train and ship the default detector (resumable)."
+    )
+    ap.add_argument("--data", default="data/synth_v1", help="dataset folder (default %(default)s)")
+    ap.add_argument("--run", default="runs/default", help="training run folder (default %(default)s)")
+    ap.add_argument("--images", type=int, default=IMAGES)
+    ap.add_argument("--hours", type=float, default=1.5, help="training time budget in hours (default %(default)s)")
+    ap.add_argument("--epochs", type=int, default=60, help="epochs if the time budget allows (default %(default)s)")
+    ap.add_argument("--assets", default=str(Path(__file__).resolve().parent.parent / "assets"))
+    ap.add_argument(
+        "--stages", default="generate,train,ship", help="comma-separated stages to run (default %(default)s)"
+    )
+    add_debug_flag(ap)
+
+    def body(args):
+        data, run = Path(args.data).resolve(), Path(args.run).resolve()
+        stages = set(args.stages.split(","))
+        if "generate" in stages:
+            stage_generate(data, args.images)
+        best = run / "weights" / "best.pt"
+        if "train" in stages:
+            best = stage_train(data, run, args.hours, args.epochs)
+        if "ship" in stages:
+            m = stage_ship(best, data, Path(args.assets), run)
+            print(json.dumps(m, indent=2))
+        return 0
+
+    return run_cli(ap, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

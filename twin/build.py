@@ -1,0 +1,190 @@
+"""``python -m twin.build VIDEO -o OUT.urdf``: a video of a robot arm -> its digital twin.
+
+Reads the video, detects cobot/joint/link boxes, tracks the joints, builds the kinematic
+chain, fits it in 3D (camera, link lengths, joint axes, angles per frame) and writes
+OUT.urdf (+ meshes/) and OUT.motion.json (format twin-motion/1, see shared DESIGN.md).
+
+    python -m twin.build examples/ur10_demo.mp4 -o out/robot.urdf --overlay out/overlay.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from twin.cli import add_debug_flag, run_cli
+from twin.errors import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detection.detector import DEFAULT_IMGSZ
+
+    ap = argparse.ArgumentParser(
+        prog="python -m twin.build",
+        description="Turn a video of a robot arm into a URDF digital twin and its joint motion.",
+    )
+    ap.add_argument("video", help="input video (mp4, avi, mov, mkv); phone rotation is handled")
+    ap.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output URDF path, e.g. out/robot.urdf (OUT.motion.json and meshes/ go beside it)",
+    )
+    ap.add_argument("--weights", default=None, help="detector weights (.onnx or .pt); default: the shipped ones")
+    ap.add_argument(
+        "--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size in pixels (default %(default)s)"
+    )
+    ap.add_argument("--conf", type=float, default=0.25, help="detection score threshold (default %(default)s)")
+    ap.add_argument("--start", type=int, default=0, help="first frame to use (default 0)")
+    ap.add_argument("--stop", type=int, default=None, help="frame to stop before (default: the end)")
+    ap.add_argument("--stride", type=int, default=1, help="use every Nth frame (default 1)")
+    ap.add_argument(
+        "--max-side", type=int, default=1280, help="downscale frames larger than this many pixels (default %(default)s)"
+    )
+    cam = ap.add_mutually_exclusive_group()
+    cam.add_argument(
+        "--fov",
+        type=float,
+        default=60.0,
+        help="camera horizontal field of view in degrees when intrinsics are unknown (default %(default)s)",
+    )
+    cam.add_argument("--intrinsics", default=None, help="camera intrinsics fx,fy,cx,cy in pixels of the video's frames")
+    sc = ap.add_mutually_exclusive_group()
+    sc.add_argument(
+        "--link-length",
+        default=None,
+        help="known length K:METRES of the link from keypoint K to K+1 (base = 0), e.g. 1:0.425",
+    )
+    sc.add_argument(
+        "--robot-height",
+        type=float,
+        default=None,
+        help="known height of the highest joint above the base joint, metres",
+    )
+    sc.add_argument(
+        "--chain-length",
+        type=float,
+        default=None,
+        help="known total length of the chain base..last joint, metres (default 1.0)",
+    )
+    ap.add_argument(
+        "--overlay",
+        default=None,
+        help="also write an annotated video: detections, track ids, the chain and the twin's reprojection",
+    )
+    ap.add_argument(
+        "--robot-name", default=None, help="name of the robot in the URDF (default: the output file's stem)"
+    )
+    ap.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_debug_flag(ap)
+    return ap
+
+
+def parse_intrinsics(text: str | None) -> np.ndarray | None:
+    if not text:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--intrinsics {text!r} is not fx,fy,cx,cy; give four numbers in pixels, e.g. 600,600,320,240"
+        ) from None
+    if min(fx, fy) <= 0:
+        raise InputError("--intrinsics: fx and fy must be positive pixels")
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+
+
+def parse_scale(args):
+    from kinematics.fit import ScaleSpec
+
+    if args.link_length:
+        try:
+            k, m = args.link_length.split(":")
+            return ScaleSpec(link_length_m=(int(k), float(m)))
+        except ValueError:
+            raise InputError(f"--link-length {args.link_length!r} is not K:METRES, e.g. 1:0.425") from None
+    if args.robot_height is not None:
+        return ScaleSpec(robot_height_m=args.robot_height)
+    if args.chain_length is not None:
+        return ScaleSpec(chain_length_m=args.chain_length)
+    return None
+
+
+def build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from detection.detector import Detector
+    from twin.atomic import prepare_output
+    from twin.pipeline import detect_stream, fit_observed, motion_path_for, observe, write_twin
+    from twin.video import open_video
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".urdf":
+        raise InputError(f"-o {out}: the output must be a .urdf file name, e.g. out/robot.urdf")
+    prepare_output(out, args.force)
+    prepare_output(motion_path_for(out), args.force)
+    overlay = prepare_output(args.overlay, args.force) if args.overlay else None
+    if args.stride < 1:
+        raise InputError("--stride must be at least 1")
+    K = parse_intrinsics(args.intrinsics)
+    scale = parse_scale(args)
+    reader = open_video(args.video, max_side=args.max_side, start=args.start, stop=args.stop, stride=args.stride)
+    info = reader.info
+    detector = Detector(args.weights, imgsz=args.imgsz, conf=args.conf)
+    timings = {}
+    t0 = time.perf_counter()
+    total = len(reader) if hasattr(reader, "__len__") else None
+    bar = tqdm(total=total, desc="detect+track", unit="frame", disable=None)
+    observed = observe(detect_stream(detector, reader), (info.width, info.height), on_frame=lambda d: bar.update(1))
+    bar.close()
+    timings["detect_track_s"] = time.perf_counter() - t0
+    if reader.skipped_frames:
+        print(f"note: skipped {reader.skipped_frames} corrupt frame(s)", file=sys.stderr)
+    t1 = time.perf_counter()
+    chain, fit = fit_observed(observed, K=K, fov_deg=args.fov, scale=scale)
+    timings["fit_s"] = time.perf_counter() - t1
+    video_info = {
+        "path": str(Path(args.video)),
+        "fps": float(info.fps),
+        "width": int(info.width),
+        "height": int(info.height),
+        "frame_count": int(observed.frames_read),
+    }
+    name = args.robot_name or out.stem
+    urdf, motion = write_twin(fit, chain, out, video_info, name, args.force)
+    if overlay is not None:
+        from twin.overlay import write_overlay
+
+        write_overlay(
+            args.video,
+            overlay,
+            observed,
+            chain,
+            fit,
+            max_side=args.max_side,
+            start=args.start,
+            stop=args.stop,
+            stride=args.stride,
+        )
+    fps = observed.frames_read / max(timings["detect_track_s"], 1e-9)
+    res = fit.residual_px[np.isfinite(fit.residual_px)]
+    solved = int(np.isfinite(fit.q).all(axis=1).sum())
+    print(
+        f"joints found: {fit.model.n_nodes} keypoints ({fit.model.n_joints} revolute joints in the URDF)\n"
+        f"frames used: {solved} of {observed.frames_read} read ({fps:.1f} frames/s detect+track, fit {timings['fit_s']:.1f} s)\n"
+        f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, worst {res.max() if len(res) else float('nan'):.2f} px\n"
+        f"wrote {urdf}, {urdf.parent / 'meshes'}/, {motion}" + (f", {overlay}" if overlay else "")
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

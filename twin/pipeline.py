@@ -1,0 +1,140 @@
+"""The build pipeline as functions: detections -> tracks -> chain -> fit -> URDF + motion.
+
+``twin.build`` is the CLI around :func:`build_twin`; the benchmark calls the same
+functions with oracle detections to tell detection error from fitting error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from detection.detections import COBOT, JOINT, LINK, Detections
+from twin.errors import NoRobotError
+
+
+@dataclass
+class Observed:
+    """What one pass over the video saw (small per frame: boxes, not pixels)."""
+
+    detections: list[Detections]
+    image_size: tuple[int, int]
+    tracks: object  # kinematics.tracks.JointTracks
+    frames_read: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BuildResult:
+    fit: object  # kinematics.fit.FitResult
+    chain: object  # kinematics.tracks.Chain
+    observed: Observed
+    urdf: Path | None = None
+    motion: Path | None = None
+    timings_s: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        fit = self.fit
+        res = fit.residual_px[np.isfinite(fit.residual_px)]
+        solved = int(np.isfinite(fit.q).all(axis=1).sum())
+        lines = [
+            f"joints found: {fit.model.n_nodes} keypoints, {fit.model.n_joints} revolute joints in the URDF",
+            f"frames used: {solved} of {self.observed.frames_read} read",
+            f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, 95th percentile {np.percentile(res, 95) if len(res) else float('nan'):.2f} px",
+        ]
+        if self.urdf:
+            lines.append(f"wrote {self.urdf}, its meshes/ and {self.motion}")
+        return "\n".join(lines)
+
+
+def observe(
+    dets_iter: Iterable[Detections], image_size: tuple[int, int], on_frame: Callable[[Detections], None] | None = None
+) -> Observed:
+    """Track joints over a stream of per-frame detections."""
+    from kinematics.tracking import JointTracker
+
+    tracker = JointTracker(image_size)
+    kept: list[Detections] = []
+    t0 = time.perf_counter()
+    n = 0
+    for d in dets_iter:
+        tracker.update(d)
+        kept.append(d)
+        n += 1
+        if on_frame is not None:
+            on_frame(d)
+    if n == 0:
+        raise NoRobotError("the video has no frames to analyse; check the frame range (--start/--stop)")
+    n_joint = sum(int((d.cls == JOINT).sum()) for d in kept)
+    n_cobot = sum(int((d.cls == COBOT).sum() > 0) for d in kept)
+    if n_joint == 0:
+        raise NoRobotError(
+            f"no robot joints were detected in {n} frames ({n_cobot} frames with a cobot box); is a robot arm in view? Try --conf 0.1 or your own weights (--weights)"
+        )
+    tracks = tracker.result()
+    return Observed(kept, image_size, tracks, n, time.perf_counter() - t0)
+
+
+def link_boxes_for(observed: Observed) -> list[np.ndarray]:
+    """One (k, 4) array of link boxes per row of the tracks."""
+    by_frame = {d.frame: d.of_class(LINK).xyxy for d in observed.detections}
+    return [by_frame.get(int(f), np.zeros((0, 4), np.float32)) for f in observed.tracks.frame]
+
+
+def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
+    """(chain, fit) from what was observed."""
+    from kinematics.chain import build_chain
+    from kinematics.fit import fit_chain
+
+    chain = build_chain(observed.tracks, link_boxes_for(observed))
+    fit = fit_chain(chain, K=K, fov_deg=fov_deg, scale=scale)
+    return chain, fit
+
+
+def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[str]):
+    """The twin-motion/1 content for a fit (keypoints: where each joint's node was seen)."""
+    from twin.motion import Motion
+
+    uv = chain.tracks.uv  # (T, N, 2) rows = fit rows
+    conf = chain.tracks.conf
+    node = fit.model.node_of_joint
+    kp = np.concatenate([uv[:, node], conf[:, node, None]], axis=2)
+    kp[~np.isfinite(uv[:, node, 0])] = np.nan
+    return Motion(
+        urdf=urdf_name,
+        video=video_info,
+        K=fit.K,
+        world_T_camera=fit.world_T_camera,
+        joints=joint_names,
+        frame_index=fit.frame,
+        t=fit.t,
+        q=fit.q,
+        keypoints=kp,
+    )
+
+
+def write_twin(fit, chain, out_urdf: Path, video_info: dict, robot_name: str, force: bool) -> tuple[Path, Path]:
+    """URDF (+ meshes/) and OUT.motion.json; the motion file is renamed into place last."""
+    from kinematics.urdf import write_urdf
+    from kinematics.urdf_names import sanitize_joint_names
+    from twin.atomic import atomic_path
+
+    motion_path = motion_path_for(out_urdf)
+    motion = motion_of(fit, chain, out_urdf.name, video_info, sanitize_joint_names(fit.model.joint_names))
+    with atomic_path(motion_path) as tmp:
+        tmp.write_text(motion.to_json(), encoding="utf-8")
+        write_urdf(fit.model, out_urdf, robot_name=robot_name, force=True if force else False)
+    return out_urdf, motion_path
+
+
+def motion_path_for(out_urdf: Path) -> Path:
+    return out_urdf.with_name(out_urdf.stem + ".motion.json")
+
+
+def detect_stream(detector, reader) -> Iterator[Detections]:
+    for frame in reader:
+        yield detector.detect(frame)
