@@ -41,7 +41,14 @@ def _direct_chain(seq, noise_px: float, miss_rate: float, seed: int):
 
 
 def run_one(
-    model_name: str, seed: int, n_frames: int, noise_px: float, miss_rate: float, false_joints: float, direct: bool
+    model_name: str,
+    seed: int,
+    n_frames: int,
+    noise_px: float,
+    miss_rate: float,
+    false_joints: float,
+    direct: bool,
+    **fit_opts,
 ) -> dict:
     from kinematics.fit import fit_chain
     from kinematics.metrics import error_3d, joint_count_ok, twin_pck
@@ -60,7 +67,7 @@ def run_one(
 
         chain = build_chain(track_joints(seq.detections, seq.image_size), seq.link_boxes)
     t1, c1 = time.perf_counter(), time.process_time()
-    fit = fit_chain(chain, K=seq.K)
+    fit = fit_chain(chain, K=seq.K, **fit_opts)
     t2, c2 = time.perf_counter(), time.process_time()
     diag = _diag(seq)
     pred = np.stack([fit.node_positions(i) for i in range(fit.n_frames)])
@@ -89,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--false-joints", type=float, default=0.5, help="false joint boxes per frame (Poisson mean)")
     ap.add_argument("--models", default="ur5,panda")
     ap.add_argument("--direct", action="store_true", help="fit the noisy true tracks (no tracking/chain)")
+    ap.add_argument("--peel-frames", type=int, default=60, help="frames used by the fit's initialisation")
+    ap.add_argument("--elevations", default="20", help="comma-separated initial camera elevations (degrees)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     return ap
 
@@ -97,7 +106,11 @@ def _body(args: argparse.Namespace) -> int:
     rows = []
     for name in args.models.split(","):
         for seed in range(args.seeds):
-            r = run_one(name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct)
+            opts = {
+                "max_peel_frames": args.peel_frames,
+                "elevations_deg": tuple(float(e) for e in args.elevations.split(",")),
+            }
+            r = run_one(name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct, **opts)
             rows.append(r)
             print(
                 f"{r['model']:6s} seed {r['seed']}: nodes {r['nodes']}  fit {r['fit_s']:5.1f} s wall {r['fit_cpu_s']:5.1f} s cpu (tracking {r['track_s']:4.1f} s)  "

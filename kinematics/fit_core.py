@@ -196,7 +196,7 @@ def levenberg_marquardt(
                 improved = True
                 break
             mu *= 4
-        if not improved or rel < 1e-6:
+        if not improved or rel < 1e-5:
             break
     return x, cost
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotvec, project_cam, rot_batch
 
@@ -80,7 +81,9 @@ def _track_grid(err: np.ndarray, n: int, ndim: int, smooth: float, width: int) -
     for t in range(1, T):
         m = acc[t - 1]
         for ax in range(ndim):
-            m = np.min([np.roll(m, o, axis=ax) + p for o, p in zip(steps, pen1, strict=True)], axis=0)
+            pad = np.concatenate([np.take(m, range(n - width, n), axis=ax), m, np.take(m, range(width), axis=ax)], axis=ax)
+            win = sliding_window_view(pad, 2 * width + 1, axis=ax)  # (..., n, ..., 2w+1): entries s-w..s+w
+            m = np.min(win + pen1[::-1], axis=-1)
         m = m + err[t].reshape(shape)
         acc[t] = m - m.min()
     offsets = np.array(list(itertools.product(steps, repeat=ndim)))
