@@ -231,6 +231,7 @@ def fit_chain(
     smooth: float = 0.05,
     smooth_frames: int = 7,
     length_prior: float = 0.2,
+    axis_prior: float = 0.0,
     max_iter: int = 60,
     log: list | None = None,
 ) -> FitResult:
@@ -243,6 +244,8 @@ def fit_chain(
     weight, in robot sizes (pixels) per radian of change between consecutive frames.
     length_prior: weight of the prior against links longer than their image length
     needs (``fit_core.bundle_adjust``), relative to the total reprojection cost.
+    axis_prior: weight of the prior that consecutive joint axes are parallel or
+    perpendicular, on the same scale (off by default: it did not help on the benchmark).
     smooth_frames: the initialisation sees the tracks averaged over this many frames.
     log: a list that receives one line per decision (for debugging).
     """
@@ -264,14 +267,23 @@ def fit_chain(
             t0 = time.perf_counter()
             cam0 = initial_camera(Kmat, uv, elev, DEFAULT_CHAIN_LENGTH_M)
             prior = length_prior * np.sqrt(len(idx) * N) * sigma_s
-            st = peel(Kmat, uv_s[idx], cam0, lam / np.sqrt(step), sigma_s, log, prior)
+            st = peel(
+                Kmat,
+                uv_s[idx],
+                cam0,
+                lam / np.sqrt(step),
+                sigma_s,
+                log,
+                prior,
+                axis_prior * prior / max(length_prior, 1e-9),
+            )
             t1 = time.perf_counter()
             J = len(st.jn)
             st.q = np.stack([np.interp(np.arange(T), idx, st.q[:, j]) for j in range(J)], axis=1)
             _, cost = bundle_adjust(
                 st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
                 free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
-                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M, length_prior=length_prior * np.sqrt(T * N) * sigma,
+                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M, length_prior=length_prior * np.sqrt(T * N) * sigma, axis_prior=axis_prior * np.sqrt(T * N) * sigma,
             )  # fmt: skip
             if log is not None:
                 log.append(

@@ -201,6 +201,16 @@ def levenberg_marquardt(
     return x, cost
 
 
+def _cos_sin(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """r = c * sqrt(1 - c²) for c = cos(angle(a, b)), and dr/da, dr/db (a, b unnormalised)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    ua, ub = a / na, b / nb
+    c = float(np.clip(ua @ ub, -1.0, 1.0))
+    sn = max(np.sqrt(1 - c * c), 1e-3)
+    drdc = (1 - 2 * c * c) / sn
+    return c * sn, drdc * (ub - c * ua) / na, drdc * (ua - c * ub) / nb
+
+
 def _forward(P, jn, ax, q, upto):
     """Node positions (T, upto+1, 3) plus what the Jacobian needs (frames before each joint/offset)."""
     T = q.shape[0]
@@ -246,12 +256,15 @@ def bundle_adjust(
     max_nfev: int = 60,
     length_total: float | None = 1.0,
     length_prior: float = 0.0,
+    axis_prior: float = 0.0,
 ) -> tuple[ChainState, float]:
     """Refine ``st`` in place on the reprojection of ``nodes``; returns (state, robust cost).
 
     length_prior: weight (px) of a one-sided prior against links longer than their
     shortest explanation (the 90th percentile of their image length, back-projected at
     their depth): it resolves the link-toward-the-camera ambiguity of short links.
+    axis_prior: weight (px) of a prior that consecutive joint axes are parallel or
+    perpendicular (as on nearly every cobot): residual sin(2 angle) / 2.
 
     The Jacobian is analytic (sparse) except for the 6 camera columns (finite differences
     of the projection alone).
@@ -282,7 +295,13 @@ def bundle_adjust(
                 lmin[m] = max(float(np.percentile(seg[ok], 90)) * z / Kmat[0, 0], 1e-6)
         lp_links = [m for m in lp_links if m in lmin]
     n_lp = len(lp_links)
-    n_res = n_rep + (T - 1) * nq + len(free_ax) + n_len + n_lp
+    fa = set(free_ax)
+    ax_pairs = (
+        [(j, j + 1) for j in range(len(st.jn) - 1) if (j in fa or j + 1 in fa) and st.jn[j + 1] < upto]
+        if axis_prior > 0
+        else []
+    )
+    n_res = n_rep + (T - 1) * nq + len(free_ax) + n_len + n_lp + len(ax_pairs)
     lam = smooth_px_per_rad
     fx, fy = Kmat[0, 0], Kmat[1, 1]
 
@@ -315,6 +334,8 @@ def bundle_adjust(
             parts.append([100.0 * (np.linalg.norm(s.P[1 : upto + 1], axis=1).sum() - length_total)])
         if n_lp:
             parts.append([length_prior * max(0.0, np.linalg.norm(s.P[m]) / lmin[m] - 1) for m in lp_links])
+        if ax_pairs:
+            parts.append([axis_prior * _cos_sin(s.ax[a], s.ax[b])[0] for a, b in ax_pairs])
         return np.concatenate(parts)
 
     tt = np.arange(T)
@@ -422,6 +443,15 @@ def bundle_adjust(
                 rows.append(np.full(3, r0 + i))
                 cols.append(offs[1] + 3 * bi + np.arange(3))
                 vals.append(length_prior * s.P[m] / (nm * lmin[m]))
+        r0 += n_lp
+        for i, (a, b) in enumerate(ax_pairs):
+            _, ga, gb = _cos_sin(s.ax[a], s.ax[b])
+            for j, g in ((a, ga), (b, gb)):
+                if j in fa:
+                    bi = free_ax.index(j)
+                    rows.append(np.full(3, r0 + i))
+                    cols.append(offs[2] + 3 * bi + np.arange(3))
+                    vals.append(axis_prior * g)
         return coo_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_res, len(x0))
         ).tocsr()

@@ -81,7 +81,9 @@ def _track_grid(err: np.ndarray, n: int, ndim: int, smooth: float, width: int) -
     for t in range(1, T):
         m = acc[t - 1]
         for ax in range(ndim):
-            pad = np.concatenate([np.take(m, range(n - width, n), axis=ax), m, np.take(m, range(width), axis=ax)], axis=ax)
+            pad = np.concatenate(
+                [np.take(m, range(n - width, n), axis=ax), m, np.take(m, range(width), axis=ax)], axis=ax
+            )
             win = sliding_window_view(pad, 2 * width + 1, axis=ax)  # (..., n, ..., 2w+1): entries s-w..s+w
             m = np.min(win + pen1[::-1], axis=-1)
         m = m + err[t].reshape(shape)
@@ -134,6 +136,7 @@ def peel(
     sigma_px: float,
     log: list | None = None,
     length_prior: float = 0.0,
+    axis_prior: float = 0.0,
 ) -> ChainState:
     """Initial ``ChainState`` for tracks ``uv`` (T, N, 2) from camera guess ``cam0``.
 
@@ -213,7 +216,7 @@ def peel(
                     free_P = [k + 1]
                 bundle_adjust(
                     cand, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None, length_prior=length_prior,
+                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None, length_prior=length_prior, axis_prior=axis_prior,
                 )  # fmt: skip
                 if dof == 0:
                     cand.ax[new[0]] = _unit(cand.P[k + 1])
@@ -230,7 +233,7 @@ def peel(
         free_ax = [j for j in range(1, len(st.jn))]
         bundle_adjust(
             st, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None, length_prior=length_prior,
+            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None, length_prior=length_prior, axis_prior=axis_prior,
         )  # fmt: skip
     # the last node carries one joint (its own motion is unobservable): a roll about its link
     st.add_joint(N - 1, _unit(st.P[N - 1]))
