@@ -367,8 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m twin.mirror", description="Replay a twin motion file on its URDF in PyBullet (GUI or headless)."
     )
-    ap.add_argument("urdf", help="the twin's URDF (ROBOT.urdf)")
-    ap.add_argument("--motion", required=True, help="the motion file (ROBOT.motion.json)")
+    ap.add_argument("urdf", nargs="?", help="the twin's URDF (ROBOT.urdf); not needed with --live")
+    ap.add_argument("--motion", help="the motion file (ROBOT.motion.json) to replay")
+    live = ap.add_argument_group("live mode")
+    live.add_argument("--live", metavar="VIDEO|CAMERA_INDEX", help="detect, fit and mirror a video or camera as frames arrive")
+    live.add_argument("--fit-seconds", type=float, default=3.0, help="seconds of the stream used to fit the chain (default 3)")
+    live.add_argument("--weights", default=None, help="detector weights (default: the shipped ones)")
+    live.add_argument("--imgsz", type=int, default=320, help="detector image size (default 320)")
+    live.add_argument("--fov", type=float, default=60.0, help="camera horizontal field of view, degrees (default 60)")
     ap.add_argument(
         "--video", help="the video to show beside the twin (default: the one the motion file names, if present)"
     )
@@ -406,6 +412,12 @@ def _resolve_video(args: argparse.Namespace, motion: Motion, motion_path: Path) 
 
 
 def main_body(args: argparse.Namespace) -> int:
+    if args.live is not None:
+        from twin.live import run_live
+
+        return run_live(args)
+    if not args.urdf or not args.motion:
+        raise InputError("give the twin's URDF and --motion ROBOT.motion.json to replay, or --live VIDEO|CAMERA_INDEX")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.speed <= 0:

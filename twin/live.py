@@ -1,0 +1,192 @@
+"""Live mode of the mirror: detect and track each frame as it arrives, move the twin at once.
+
+The chain is fitted from the first ``fit_seconds`` of the stream (twin.pipeline), written
+as a URDF and loaded in PyBullet; from then on every frame's joint detections are matched
+to the twin's predicted keypoints (Hungarian, gated) and the angles are solved for that
+frame alone (kinematics.fit.solve_frame), warm-started from the previous frame.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from detection.detections import JOINT, Detections
+from kinematics.camera import project
+from twin.errors import InputError, VideoError
+
+
+class LiveSolver:
+    """Per-frame joint angles for a fitted twin from one frame's detections."""
+
+    def __init__(self, fit, q0: np.ndarray | None = None, gate_frac: float = 0.08, conf: float = 0.25):
+        self.model, self.K, self.world_T_camera = fit.model, fit.K, fit.world_T_camera
+        valid = np.isfinite(fit.q).all(axis=1)
+        self.q = np.asarray(
+            q0 if q0 is not None else (fit.q[valid][-1] if valid.any() else np.zeros(self.model.n_joints)), float
+        )
+        self.gate_frac, self.conf = gate_frac, conf
+        self.diag = float(np.hypot(2 * fit.K[0, 2], 2 * fit.K[1, 2]))
+
+    def predicted_uv(self) -> np.ndarray:
+        return project(self.K, self.world_T_camera, self.model.node_positions(self.q))
+
+    def step(self, dets: Detections) -> tuple[np.ndarray, np.ndarray, float]:
+        """(q, matched node pixels (N, 2) NaN where unmatched, residual px) for one frame."""
+        from kinematics.fit import solve_frame
+
+        pred = self.predicted_uv()
+        joints = dets.of_class(JOINT)
+        pts = joints.centers[joints.conf >= self.conf]
+        uv = np.full_like(pred, np.nan)
+        if len(pts):
+            cost = np.linalg.norm(pred[:, None] - pts[None], axis=2)
+            cost = np.where(np.isfinite(cost), cost, 1e9)
+            rows, cols = linear_sum_assignment(cost)
+            gate = self.gate_frac * self.diag
+            for r, c in zip(rows, cols, strict=True):
+                if cost[r, c] <= gate:
+                    uv[r] = pts[c]
+        if np.isfinite(uv[:, 0]).sum() >= 2:
+            q, res = solve_frame(self.model, self.K, self.world_T_camera, uv, self.q)
+            self.q = q
+        else:
+            res = float("nan")
+        return self.q.copy(), uv, res
+
+
+def camera_frames(index: int, max_frames: int | None = None) -> Iterator:
+    """Frames from a camera (OpenCV index), timestamped by the wall clock."""
+    import cv2
+
+    from twin.video import Frame
+
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        raise VideoError(f"camera {index} cannot be opened; check it is connected, or give a video file to --live")
+    t0 = time.monotonic()
+    i = 0
+    try:
+        while max_frames is None or i < max_frames:
+            ok, img = cap.read()
+            if not ok:
+                break
+            yield Frame(i, time.monotonic() - t0, img)
+            i += 1
+    finally:
+        cap.release()
+
+
+def run_live(args) -> int:
+    """``python -m twin.mirror --live SOURCE``: see the module docstring."""
+    import cv2
+
+    from detection.detector import Detector
+    from detection.draw import draw_detections
+    from twin.atomic import prepare_output
+    from twin.mirror import Mirror, open_overlay_window
+    from twin.pipeline import fit_observed, observe
+    from twin.render_twin import draw_overlay, side_by_side
+    from twin.video import VideoWriter, open_video
+
+    src = str(args.live)
+    if args.headless and not args.output:
+        raise InputError("--live --headless needs -o side_by_side.mp4")
+    out = prepare_output(args.output, args.force) if args.output else None
+    overlay = False
+    if not args.headless:
+        import os
+        import sys
+
+        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+            raise InputError(
+                "no display for the PyBullet GUI (DISPLAY is not set); add --headless -o OUT.mp4, or run under xvfb-run -a"
+            )
+        overlay = not args.no_overlay and open_overlay_window()
+    if src.isdigit():
+        frames = camera_frames(int(src), args.max_frames)
+        fps = 30.0
+    else:
+        reader = open_video(src, max_side=args.max_side)
+        fps = reader.info.fps
+        frames = iter(reader)
+    detector = Detector(args.weights, imgsz=args.imgsz)
+    # 1. warm-up: detect for fit_seconds, fit the chain
+    first, dets = [], []
+    for fr in frames:
+        d = detector.detect(fr)
+        first.append(fr)
+        dets.append(d)
+        if fr.t >= args.fit_seconds or (args.max_frames and len(first) >= args.max_frames):
+            break
+    if not first:
+        raise VideoError(f"{src} gave no frames")
+    h, w = first[0].image.shape[:2]
+    observed = observe(dets, (w, h))
+    chain, fit = fit_observed(observed, fov_deg=args.fov)
+    from kinematics.urdf import write_urdf
+    from kinematics.urdf_names import sanitize_joint_names
+
+    names = sanitize_joint_names(fit.model.joint_names)
+    tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
+    urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin")
+    solver = LiveSolver(fit)
+    row_of = {int(f): i for i, f in enumerate(fit.frame)}
+    writer = VideoWriter(out, fps, (2 * w, h)).open() if out else None
+    n, t_loop = 0, 0.0
+    try:
+        with Mirror(urdf, names, gui=not args.headless, control=args.control) as mirror:
+            if not args.headless:
+                mirror.set_gui_camera(fit.world_T_camera)
+
+            def show(fr, d, q, uv) -> bool:
+                mirror.set_q(q)
+                if writer is None and not overlay:
+                    return True
+                left = draw_overlay(
+                    draw_detections(fr.image, d, thickness=1),
+                    None if uv is None else np.c_[uv, np.ones(len(uv))],
+                    project(fit.K, fit.world_T_camera, mirror.joint_positions()),
+                    f"live frame {fr.index}",
+                )
+                img = side_by_side(
+                    left, np.ascontiguousarray(mirror.render(fit.K, fit.world_T_camera, w, h)[..., ::-1])
+                )
+                if writer is not None:
+                    writer.write(img)
+                if overlay:
+                    cv2.imshow("twin mirror", img)
+                    return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+                return True
+
+            for fr, d in zip(first, dets, strict=True):
+                r = row_of.get(fr.index)
+                q = fit.q[r] if r is not None and np.isfinite(fit.q[r]).all() else solver.q
+                show(fr, d, q, chain.tracks.uv[r] if r is not None else None)
+            t0 = time.perf_counter()
+            for fr in frames:
+                d = detector.detect(fr)
+                q, uv, _ = solver.step(d)
+                n += 1
+                if not show(fr, d, q, uv) or not mirror.connected:
+                    break
+                if args.max_frames and len(first) + n >= args.max_frames:
+                    break
+            t_loop = time.perf_counter() - t0
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer._abort(RuntimeError("interrupted"))
+        raise
+    rate = n / t_loop if t_loop > 0 else float("nan")
+    print(
+        f"fitted {fit.model.n_nodes} keypoints from the first {len(first)} frames; live: {n} frames at {rate:.1f} frames/s"
+        + (f"; wrote {out}" if out else "")
+    )
+    return 0
