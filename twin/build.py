@@ -98,15 +98,37 @@ def parse_intrinsics(text: str | None) -> np.ndarray | None:
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Range checks on the numeric options (one-line InputError naming the option)."""
+    if args.stride < 1:
+        raise InputError("--stride must be at least 1")
+    if args.start < 0:
+        raise InputError(f"--start {args.start} is negative; give a frame index >= 0")
+    if args.stop is not None and args.stop <= args.start:
+        raise InputError(f"--stop {args.stop} must be greater than --start {args.start}")
+    if args.max_side < 32:
+        raise InputError(f"--max-side {args.max_side} is too small; use at least 32 pixels (default 1280)")
+    if not 0.0 < args.conf <= 1.0:
+        raise InputError(f"--conf {args.conf} is out of range; give a score in (0, 1], e.g. 0.25")
+    if not 1.0 <= args.fov < 179.0:
+        raise InputError(f"--fov {args.fov} is out of range; give degrees in [1, 179), e.g. 60")
+    for option, value in (("--robot-height", args.robot_height), ("--chain-length", args.chain_length)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(f"{option} {value} must be a positive number of metres")
+
+
 def parse_scale(args):
     from kinematics.fit import ScaleSpec
 
     if args.link_length:
         try:
             k, m = args.link_length.split(":")
-            return ScaleSpec(link_length_m=(int(k), float(m)))
+            k, m = int(k), float(m)
         except ValueError:
             raise InputError(f"--link-length {args.link_length!r} is not K:METRES, e.g. 1:0.425") from None
+        if k < 0 or not (np.isfinite(m) and m > 0):
+            raise InputError(f"--link-length {args.link_length!r}: K must be >= 0 and METRES positive, e.g. 1:0.425")
+        return ScaleSpec(link_length_m=(k, m))
     if args.robot_height is not None:
         return ScaleSpec(robot_height_m=args.robot_height)
     if args.chain_length is not None:
@@ -125,16 +147,17 @@ def build(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".urdf":
         raise InputError(f"-o {out}: the output must be a .urdf file name, e.g. out/robot.urdf")
-    prepare_output(out, args.force)
-    prepare_output(motion_path_for(out), args.force)
-    overlay = prepare_output(args.overlay, args.force) if args.overlay else None
-    if args.stride < 1:
-        raise InputError("--stride must be at least 1")
+    check_args(args)
     K = parse_intrinsics(args.intrinsics)
     scale = parse_scale(args)
     reader = open_video(args.video, max_side=args.max_side, start=args.start, stop=args.stop, stride=args.stride)
     info = reader.info
     detector = Detector(args.weights, imgsz=args.imgsz, conf=args.conf)
+    # Checked (and the folder created) only once the inputs are known to be usable, and
+    # before the long part; write_twin checks again and writes the set atomically.
+    prepare_output(out, args.force)
+    prepare_output(motion_path_for(out), args.force)
+    overlay = prepare_output(args.overlay, args.force) if args.overlay else None
     timings = {}
     t0 = time.perf_counter()
     total = len(reader) if hasattr(reader, "__len__") else None

@@ -6,6 +6,9 @@ functions with oracle detections to tell detection error from fitting error.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from detection.detections import COBOT, JOINT, LINK, Detections
-from twin.errors import NoRobotError
+from twin.errors import NoRobotError, OutputError
+
+DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @dataclass
@@ -118,17 +123,60 @@ def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[st
 
 
 def write_twin(fit, chain, out_urdf: Path, video_info: dict, robot_name: str, force: bool) -> tuple[Path, Path]:
-    """URDF (+ meshes/) and OUT.motion.json; the motion file is renamed into place last."""
-    from kinematics.urdf import write_urdf
-    from kinematics.urdf_names import sanitize_joint_names
-    from twin.atomic import atomic_path
+    """Write OUT.urdf (+ meshes/) and OUT.motion.json as one set; return their paths.
 
-    motion_path = motion_path_for(out_urdf)
+    Everything is written under temporary names first (meshes carry a hash of their bytes,
+    so they never overwrite the meshes the old URDF uses); then the URDF and the motion
+    file are renamed into place back to back, with SIGINT/SIGTERM/SIGHUP held until both
+    renames are done. So Ctrl-C or a kill leaves the old set or the new one, never a new
+    URDF beside an old or missing motion file (only SIGKILL or a power cut in the
+    moment between the two renames could). Stale meshes are removed last.
+    """
+    from kinematics.urdf import MESH_DIR, _mesh_refs, _own_mesh_files, _remove_stale, build_urdf
+    from kinematics.urdf_names import sanitize_joint_names, sanitize_robot_name
+    from twin.atomic import atomic_path, prepare_output, write_bytes_atomic
+
+    out_urdf = prepare_output(out_urdf, force)
+    motion_path = prepare_output(motion_path_for(out_urdf), force)
     motion = motion_of(fit, chain, out_urdf.name, video_info, sanitize_joint_names(fit.model.joint_names))
-    with atomic_path(motion_path) as tmp:
-        tmp.write_text(motion.to_json(), encoding="utf-8")
-        write_urdf(fit.model, out_urdf, robot_name=robot_name, force=True if force else False)
+    text, meshes = build_urdf(fit.model, robot_name)
+    folder = out_urdf.parent
+    old_refs = _mesh_refs(out_urdf) if out_urdf.exists() else set()
+    try:
+        (folder / MESH_DIR).mkdir(exist_ok=True)
+        for rel, data in meshes.items():
+            target = folder / rel
+            if not (target.is_file() and target.read_bytes() == data):
+                write_bytes_atomic(target, data)
+        # Both temp files are written, then renamed (motion, URDF) on leaving the block.
+        with signals_deferred(), atomic_path(out_urdf) as urdf_tmp, atomic_path(motion_path) as motion_tmp:
+            urdf_tmp.write_text(text, encoding="utf-8")
+            motion_tmp.write_text(motion.to_json(), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {out_urdf} or {motion_path}: {exc.strerror}; choose another -o") from exc
+    robot = sanitize_robot_name(robot_name)
+    _remove_stale(folder, (old_refs | _own_mesh_files(folder, robot)) - set(meshes))
     return out_urdf, motion_path
+
+
+@contextlib.contextmanager
+def signals_deferred(signums: tuple[int, ...] = DEFERRED_SIGNALS) -> Iterator[None]:
+    """Hold ``signums`` while the block runs (main thread only), then deliver what arrived."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {}
+    for signum in signums:
+        handler = signal.signal(signum, lambda n, _frame: arrived.append(n))
+        previous[signum] = signal.SIG_DFL if handler is None else handler
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
 
 
 def motion_path_for(out_urdf: Path) -> Path:
