@@ -22,7 +22,7 @@ from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotv
 CAND_NFEV = 15
 ACCEPT_GAIN = 1.3
 ACCEPT_PAD_PX = 0.6
-FREE_ALL = True
+FAIL_GAIN = 3.0  # a node no candidate fits within this many accept thresholds sends the peel back
 
 _DIRS = np.array(
     [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -1, 0], [1, 0, 1], [1, 0, -1], [0, 1, 1], [0, 1, -1]]
@@ -144,100 +144,127 @@ def peel(
     """
     T, N, _ = uv.shape
     st = ChainState(np.zeros((N, 3)), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((T, 0)), cam0.copy())
-    pending: int | None = None
     accept_px = ACCEPT_GAIN * sigma_px + ACCEPT_PAD_PX
+    fail_px = max(FAIL_GAIN * accept_px, 3.0)
     if log is not None:
         log.append(f"accept {accept_px:.2f}px")
-    grid_smooth = 0.25 * smooth**2
-    for k in range(N - 1):
-        o, R = in_frame(st.P, st.jn, st.ax, st.q, k)
-        Xc_z = (o @ _rot(st.cam).T + st.cam[3:])[:, 2]
-        depth = float(np.median(Xc_z))
-        seg = np.linalg.norm(uv[:, k + 1] - uv[:, k], axis=1)
-        L = max(float(np.nanpercentile(seg, 95)) if np.isfinite(seg).any() else 0.0, 2.0) * depth / Kmat[0, 0]
-        in_dir = _unit(st.P[k]) if k > 0 else np.array([0, 0, 1.0])
-        extra = [st.ax[pending]] if pending is not None else []
-        cands: list[tuple[int, list[np.ndarray], np.ndarray]] = []  # (dof, own axes, P)
-        if k == 0:
-            cands.append((0, [], np.array([0, 0, L])))
-            cands.append((1, [np.array([0, 0, 1.0])], np.array([L, 0, 0])))
-            cands.append((2, [np.array([0, 0, 1.0]), np.array([0, 1.0, 0])], np.array([L, 0, 0])))
-        else:
-            for d in [in_dir] + list(_DIRS):
-                cands.append((1, [d], L * _perp(d)))
-            for d in (in_dir, np.array([0, 0, 1.0])):
-                b = _perp(d)
-                cands.append((2, [d, b], L * _unit(np.cross(b, d))))
-        scored = []
-        for dof, own, P in cands:
-            if dof == 0 and k > 0:
-                continue
-            axes_chain = extra + own
-            if axes_chain:
-                ang, c = _grid_fit(Kmat, st.cam, o, R, axes_chain, P, uv[:, k + 1], grid_smooth)
-            else:
-                ang, c = np.zeros((T, 0)), 0.0
-            scored.append((c, dof, own, P, ang))
-        if k > 0:  # rigid offset (pending joint), from a direction grid
-            dirs = _fib_sphere(200)
-            best = None
-            for Lm in (L,) if extra else (L, 1.5 * L):
-                if extra:
-                    for d in dirs[::16]:
-                        ang, c = _grid_fit(Kmat, st.cam, o, R, extra, Lm * d, uv[:, k + 1], grid_smooth)
-                        if best is None or c < best[0]:
-                            best = (c, 0, [], Lm * d, ang)
-                else:
-                    X = o[:, None, :] + np.einsum("tij,sj->tsi", R, Lm * dirs)
-                    dd = project_cam(Kmat, st.cam, X) - uv[:, k + 1][:, None, :]
-                    err = np.nanmean(np.minimum(np.sum(dd * dd, axis=2), 400.0), axis=0)
-                    i = int(np.argmin(err))
-                    if best is None or err[i] < best[0]:
-                        best = (float(err[i]), 0, [], Lm * dirs[i], np.zeros((T, 0)))
-            scored.append(best)
-        results = []
-        for dof in (0, 1, 2):
-            group = sorted([s for s in scored if s[1] == dof], key=lambda s: s[0])[: (2 if dof == 1 else 1)]
-            for _, _, own, P, ang in group:
-                cand = st.copy()
-                cand.P[k + 1] = P
-                new = [cand.add_joint(k, a, ang[:, len(extra) + i]) for i, a in enumerate(own)]
-                if dof == 0:
-                    new = [cand.add_joint(k, _unit(P))]
-                if pending is not None:
-                    cand.q[:, pending] = ang[:, 0]
-                if FREE_ALL:
-                    free_q = [j for j in range(len(cand.jn)) if j not in new or dof > 0]
-                    free_ax = [j for j in range(1, len(cand.jn)) if j not in new or dof > 0]
-                    free_P = list(range(1, k + 2))
-                else:
-                    free_q = ([pending] if pending is not None else []) + (new if dof > 0 else [])
-                    free_ax = [j for j in new if j > 0] if dof > 0 else []
-                    free_P = [k + 1]
-                bundle_adjust(
-                    cand, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-                    free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV, length_total=None, length_prior=length_prior, axis_prior=axis_prior,
-                )  # fmt: skip
-                if dof == 0:
-                    cand.ax[new[0]] = _unit(cand.P[k + 1])
-                results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
-        n_extra = 1 if pending is not None else 0
-        # expected RMS of node k+1 when the model is right: the joints absorb dof of its 2 coordinates
-        ok = [r for r in results if r[1] + n_extra < 2 and r[0] <= accept_px * np.sqrt(2 - r[1] - n_extra)]
-        chosen = min(ok, key=lambda r: (r[1], r[0])) if ok else min(results, key=lambda r: r[0])
-        if log is not None:
-            log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px" for r in results))
-        _, dof, st, new = chosen
-        pending = new[0] if dof == 0 else None
-        free_P = list(range(1, k + 2))
-        free_ax = [j for j in range(1, len(st.jn))]
-        bundle_adjust(
-            st, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=free_P, free_ax=free_ax,
-            free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth, max_nfev=20, length_total=None, length_prior=length_prior, axis_prior=axis_prior,
-        )  # fmt: skip
+    opts = dict(smooth=smooth, length_prior=length_prior, axis_prior=axis_prior, accept_px=accept_px)
+    # stack of (state before node k, pending before node k, ordered options at node k)
+    stack: list[tuple[ChainState, int | None, list]] = []
+    pending: int | None = None
+    backtracked: set[int] = set()
+    k = 0
+    while k < N - 1:
+        options = _node_options(Kmat, uv, st, pending, k, log, **opts)
+        if min(o[0] for o in options) > fail_px and stack and (k - 1) not in backtracked and len(stack[-1][2]) > 1:
+            backtracked.add(k - 1)
+            st, pending, prev = stack.pop()
+            prev.pop(0)
+            if log is not None:
+                log.append(f"node {k}: nothing fits ({min(o[0] for o in options):.2f}px); node {k - 1} takes its next option")
+            k -= 1
+            stack.append((st.copy(), pending, prev))
+            st, pending = _apply(Kmat, uv, prev[0], k, smooth, length_prior, axis_prior)
+            k += 1
+            continue
+        stack.append((st.copy(), pending, options))
+        st, pending = _apply(Kmat, uv, options[0], k, smooth, length_prior, axis_prior)
+        k += 1
     # the last node carries one joint (its own motion is unobservable): a roll about its link
     st.add_joint(N - 1, _unit(st.P[N - 1]))
     return st
+
+
+def _apply(Kmat, uv, option, k, smooth, length_prior, axis_prior) -> tuple[ChainState, int | None]:
+    """Take a candidate for node k and adjust everything so far together."""
+    _, dof, cand, new = option
+    st = cand.copy()
+    pending = new[0] if dof == 0 else None
+    bundle_adjust(
+        st, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=list(range(1, k + 2)),
+        free_ax=list(range(1, len(st.jn))), free_q=list(range(len(st.jn))), smooth_px_per_rad=smooth,
+        max_nfev=20, length_total=None, length_prior=length_prior, axis_prior=axis_prior,
+    )  # fmt: skip
+    return st, pending
+
+
+def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_prior, accept_px) -> list:
+    """Candidates (rms px, dof, state, new joints) for the joints of node k, best first:
+    accepted ones by fewest joints, then the rest by error."""
+    T = uv.shape[0]
+    grid_smooth = 0.25 * smooth**2
+    o, R = in_frame(st.P, st.jn, st.ax, st.q, k)
+    Xc_z = (o @ _rot(st.cam).T + st.cam[3:])[:, 2]
+    depth = float(np.median(Xc_z))
+    seg = np.linalg.norm(uv[:, k + 1] - uv[:, k], axis=1)
+    L = max(float(np.nanpercentile(seg, 95)) if np.isfinite(seg).any() else 0.0, 2.0) * depth / Kmat[0, 0]
+    in_dir = _unit(st.P[k]) if k > 0 else np.array([0, 0, 1.0])
+    extra = [st.ax[pending]] if pending is not None else []
+    cands: list[tuple[int, list[np.ndarray], np.ndarray]] = []  # (dof, own axes, P)
+    if k == 0:
+        cands.append((0, [], np.array([0, 0, L])))
+        cands.append((1, [np.array([0, 0, 1.0])], np.array([L, 0, 0])))
+        cands.append((2, [np.array([0, 0, 1.0]), np.array([0, 1.0, 0])], np.array([L, 0, 0])))
+    else:
+        for d in [in_dir] + list(_DIRS):
+            cands.append((1, [d], L * _perp(d)))
+        for d in (in_dir, np.array([0, 0, 1.0])):
+            b = _perp(d)
+            cands.append((2, [d, b], L * _unit(np.cross(b, d))))
+    scored = []
+    for dof, own, P in cands:
+        axes_chain = extra + own
+        if axes_chain:
+            ang, c = _grid_fit(Kmat, st.cam, o, R, axes_chain, P, uv[:, k + 1], grid_smooth)
+        else:
+            ang, c = np.zeros((T, 0)), 0.0
+        scored.append((c, dof, own, P, ang))
+    if k > 0:  # rigid offset (pending joint), from a direction grid
+        dirs = _fib_sphere(200)
+        best = None
+        for Lm in (L,) if extra else (L, 1.5 * L):
+            if extra:
+                for d in dirs[::16]:
+                    ang, c = _grid_fit(Kmat, st.cam, o, R, extra, Lm * d, uv[:, k + 1], grid_smooth)
+                    if best is None or c < best[0]:
+                        best = (c, 0, [], Lm * d, ang)
+            else:
+                X = o[:, None, :] + np.einsum("tij,sj->tsi", R, Lm * dirs)
+                dd = project_cam(Kmat, st.cam, X) - uv[:, k + 1][:, None, :]
+                err = np.nanmean(np.minimum(np.sum(dd * dd, axis=2), 400.0), axis=0)
+                i = int(np.argmin(err))
+                if best is None or err[i] < best[0]:
+                    best = (float(err[i]), 0, [], Lm * dirs[i], np.zeros((T, 0)))
+        scored.append(best)
+    results = []
+    for dof in (0, 1, 2):
+        group = sorted([s for s in scored if s[1] == dof], key=lambda s: s[0])[: (2 if dof == 1 else 1)]
+        for _, _, own, P, ang in group:
+            cand = st.copy()
+            cand.P[k + 1] = P
+            new = [cand.add_joint(k, a, ang[:, len(extra) + i]) for i, a in enumerate(own)]
+            if dof == 0:
+                new = [cand.add_joint(k, _unit(P))]
+            if pending is not None:
+                cand.q[:, pending] = ang[:, 0]
+            free_q = [j for j in range(len(cand.jn)) if j not in new or dof > 0]
+            free_ax = [j for j in range(1, len(cand.jn)) if j not in new or dof > 0]
+            bundle_adjust(
+                cand, Kmat, uv, nodes=list(range(k + 2)), free_cam=True, free_P=list(range(1, k + 2)),
+                free_ax=free_ax, free_q=free_q, smooth_px_per_rad=smooth, max_nfev=CAND_NFEV,
+                length_total=None, length_prior=length_prior, axis_prior=axis_prior,
+            )  # fmt: skip
+            if dof == 0:
+                cand.ax[new[0]] = _unit(cand.P[k + 1])
+            results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
+    if log is not None:
+        log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px" for r in results))
+    n_extra = 1 if pending is not None else 0
+    # expected RMS of node k+1 when the model is right: the joints absorb dof of its 2 coordinates
+    ok = [r for r in results if r[1] + n_extra < 2 and r[0] <= accept_px * np.sqrt(2 - r[1] - n_extra)]
+    ok.sort(key=lambda r: (r[1], r[0]))
+    rest = sorted([r for r in results if not any(r is o for o in ok)], key=lambda r: r[0])
+    return ok + rest
 
 
 def _rot(cam: np.ndarray) -> np.ndarray:
