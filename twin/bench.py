@@ -201,6 +201,8 @@ def bench(args: argparse.Namespace) -> int:
     if args.videos < 1 or args.frames < 10:
         raise InputError("--videos must be >= 1 and --frames >= 10")
     size = _size(args.size)
+    if args.weights and not Path(args.weights).is_file():
+        raise WeightsError(f"--weights {args.weights} not found; give an existing .onnx/.pt file")
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out} is a file; give a folder for the benchmark's outputs")
@@ -236,7 +238,8 @@ def bench(args: argparse.Namespace) -> int:
             speed |= _mirror_speed(runs0[p], info, out) | {"mirror_twin_from": f"{p} path, {case0.name}"}
             break
     scored = [r[p] for r in rows for p in ("oracle", "real") if isinstance(r.get(p), dict)]
-    speed["fit_s_mean"] = sum(s["fit_s"] for s in scored if math.isfinite(s["fit_s"])) / max(len(scored), 1)
+    fit_s = [s["fit_s"] for s in scored if s["fit_s"] is not None and math.isfinite(s["fit_s"])]
+    speed["fit_s_mean"] = sum(fit_s) / len(fit_s) if fit_s else float("nan")
     speed["frames_mean"] = sum(r["case"]["frames"] for r in rows) / len(rows)
     speed["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     speed["cpus"], speed["load_avg"] = os.cpu_count(), load_avg

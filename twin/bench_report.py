@@ -164,7 +164,8 @@ def plot_case(row: dict, fps: float, path: Path) -> Path:
         t = np.arange(len(err)) / fps
         ax1.plot(t, err, color=colour, label=f"{p} path")
         ax2.plot(t, pck, color=colour, label=f"{p} path")
-    ax1.set_ylabel("twin reprojection error (px)")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("twin reprojection error (px, log)")
     ax2.set_ylabel("twin PCK per frame")
     ax2.set_xlabel("time (s)")
     ax2.set_ylim(-0.05, 1.05)

@@ -38,14 +38,20 @@ def run_pipeline(dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: f
     from twin.pipeline import fit_observed, observe
 
     run = PathRun()
+
+    def counted():
+        for d in dets:
+            run.frames += 1
+            yield d
+
     t0 = time.perf_counter()
     try:
-        run.observed = observe(dets, image_size)
+        run.observed = observe(counted(), image_size)
     except TwinError as exc:
         run.error = f"{type(exc).__name__}: {exc}"
         return run
-    run.observe_s = time.perf_counter() - t0
-    run.frames = run.observed.frames_read
+    finally:
+        run.observe_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     try:
         run.chain, run.fit = fit_observed(run.observed, K=K, fov_deg=fov_deg)
