@@ -22,6 +22,7 @@ from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotv
 CAND_NFEV = 15
 ACCEPT_GAIN = 1.3
 ACCEPT_PAD_PX = 0.6
+UPSTREAM_GAIN = 1.2
 FAIL_GAIN = 3.0  # a node no candidate fits within this many accept thresholds sends the peel back
 
 _DIRS = np.array(
@@ -122,8 +123,10 @@ def _grid_fit(Kmat, cam, o, R, axes_chain, P, obs, smooth):
     return ang, float(np.mean(err[np.arange(len(idx)), idx]))
 
 
-def _rms(st: ChainState, Kmat, uv, k) -> float:
-    e = np.linalg.norm(st.project(Kmat, k)[:, k] - uv[:, k], axis=1)
+def _rms(st: ChainState, Kmat, uv, k, upto: bool = False) -> float:
+    """Clipped RMS reprojection error of node k (or of nodes 0..k with ``upto``), px."""
+    sel = slice(0, k + 1) if upto else k
+    e = np.linalg.norm(st.project(Kmat, k)[:, sel] - uv[:, sel], axis=-1)
     e = e[np.isfinite(e)]
     return float(np.sqrt(np.mean(np.minimum(e, 15.0) ** 2))) if len(e) else 0.0
 
@@ -161,7 +164,9 @@ def peel(
             st, pending, prev = stack.pop()
             prev.pop(0)
             if log is not None:
-                log.append(f"node {k}: nothing fits ({min(o[0] for o in options):.2f}px); node {k - 1} takes its next option")
+                log.append(
+                    f"node {k}: nothing fits ({min(o[0] for o in options):.2f}px); node {k - 1} takes its next option"
+                )
             k -= 1
             stack.append((st.copy(), pending, prev))
             st, pending = _apply(Kmat, uv, prev[0], k, smooth, length_prior, axis_prior)
@@ -177,7 +182,7 @@ def peel(
 
 def _apply(Kmat, uv, option, k, smooth, length_prior, axis_prior) -> tuple[ChainState, int | None]:
     """Take a candidate for node k and adjust everything so far together."""
-    _, dof, cand, new = option
+    _, dof, cand, new, _ = option
     st = cand.copy()
     pending = new[0] if dof == 0 else None
     bundle_adjust(
@@ -256,12 +261,16 @@ def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_p
             )  # fmt: skip
             if dof == 0:
                 cand.ax[new[0]] = _unit(cand.P[k + 1])
-            results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new))
+            results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new, _rms(cand, Kmat, uv, k, upto=True)))
     if log is not None:
-        log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px" for r in results))
+        log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px (upstream {r[4]:.2f})" for r in results))
     n_extra = 1 if pending is not None else 0
     # expected RMS of node k+1 when the model is right: the joints absorb dof of its 2 coordinates
-    ok = [r for r in results if r[1] + n_extra < 2 and r[0] <= accept_px * np.sqrt(2 - r[1] - n_extra)]
+    # and the nodes already placed must not be bent to make room for it
+    up_px = UPSTREAM_GAIN * _rms(st, Kmat, uv, k, upto=True) + 0.5 * accept_px if k > 0 else np.inf
+    ok = [
+        r for r in results if r[1] + n_extra < 2 and r[0] <= accept_px * np.sqrt(2 - r[1] - n_extra) and r[4] <= up_px
+    ]
     ok.sort(key=lambda r: (r[1], r[0]))
     rest = sorted([r for r in results if not any(r is o for o in ok)], key=lambda r: r[0])
     return ok + rest
