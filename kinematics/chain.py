@@ -63,10 +63,11 @@ def _merge_duplicates(tracks: JointTracks, merge_px: float, fraction: float, min
     return JointTracks(uv, conf, tracks.frame, tracks.t, ids, tracks.image_size)
 
 
-def _join_fragments(tracks: JointTracks, max_gap: int, tol_px: float) -> JointTracks:
+def _join_fragments(tracks: JointTracks, max_gap: int, tol_px: float, overlap: float = 0.2) -> JointTracks:
     """Merge tracks of one joint seen at different times (the tracker lost it in between).
 
-    Two columns are joined when they (almost) never coexist and where one stops and the
+    Two columns are joined when they rarely coexist (in at most ``overlap`` of the shorter
+    one's frames; there the first keeps its positions) and where one stops and the
     other starts, within ``max_gap`` rows, they are within ``tol_px`` (+1 px per row of gap)
     of each other. Closest pairs first; each join is re-checked against the merged track.
     """
@@ -77,7 +78,7 @@ def _join_fragments(tracks: JointTracks, max_gap: int, tol_px: float) -> JointTr
         for i in range(tr.n_joints):
             for j in range(i + 1, tr.n_joints):
                 both = int(np.sum(seen[:, i] & seen[:, j]))
-                if both > max(2, 0.05 * min(seen[:, i].sum(), seen[:, j].sum())):
+                if both > max(2, overlap * min(seen[:, i].sum(), seen[:, j].sum())):
                     continue
                 d = _boundary_distance(tr.uv[:, i], tr.uv[:, j], seen[:, i], seen[:, j], max_gap)
                 if d is not None and d <= tol_px and (best is None or d < best[0]):
@@ -96,17 +97,40 @@ def _join_fragments(tracks: JointTracks, max_gap: int, tol_px: float) -> JointTr
 
 
 def _boundary_distance(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray, max_gap: int) -> float | None:
-    """Smallest (distance - gap) between the last sighting of one track and the first of the other."""
+    """How far apart two tracks are where one hands over to the other, px.
+
+    Where they overlap: the median distance over the shared rows. Otherwise: the distance
+    between where one was heading (its last velocity times the gap) and where the other
+    starts, for the closest hand-over within ``max_gap`` rows. None when they never meet.
+    """
+    both = sa & sb
+    if both.any():
+        d = float(np.median(np.linalg.norm(a[both] - b[both], axis=1)))
+        # the tracks' own ends next to the overlap (one of them may have drifted onto clutter)
+        rows = np.flatnonzero(both)
+        a_only, b_only = np.flatnonzero(sa & ~sb), np.flatnonzero(sb & ~sa)
+        for x, rx, y, ry in ((a, a_only, b, b_only), (b, b_only, a, a_only)):
+            before, after = rx[rx < rows[0]][-5:], ry[ry > rows[-1]][:5]
+            if len(before) and len(after):
+                gap = int(after[0] - before[-1])
+                dd = float(np.linalg.norm(np.median(x[before], 0) - np.median(y[after], 0))) - 0.5 * gap
+                d = min(d, dd)
+        return d
     best = None
     for x, y, sx, sy in ((a, b, sa, sb), (b, a, sb, sa)):
         ends = np.flatnonzero(sx & ~np.r_[sx[1:], False])  # last row of each run of x
         starts_y = np.flatnonzero(sy & ~np.r_[False, sy[:-1]])  # first row of each run of y
+        rows_x = np.flatnonzero(sx)
         for e in ends:
             later = starts_y[(starts_y > e) & (starts_y - e <= max_gap)]
-            if len(later):
-                s = later[0]
-                d = float(np.linalg.norm(x[e] - y[s])) - (s - e)
-                best = d if best is None else min(best, d)
+            if not len(later):
+                continue
+            s = int(later[0])
+            prev = rows_x[(rows_x < e) & (rows_x >= e - 5)]
+            vel = (x[e] - x[prev[0]]) / (e - prev[0]) if len(prev) else np.zeros(2)
+            reach = min(s - e, 10)
+            d = float(np.linalg.norm(x[e] + vel * reach - y[s])) - 0.5 * (s - e)
+            best = d if best is None else min(best, d)
     return best
 
 
@@ -163,6 +187,33 @@ def _link_support(
         count += pair
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), 0.0), count
+
+
+def on_robot_fraction(tracks: JointTracks, link_boxes: Sequence[np.ndarray], tol_px: float = 4.0) -> np.ndarray:
+    """(N,) share of the frames with link boxes in which each joint lies inside one (grown by
+    ``tol_px`` and 10 % of its size); NaN for a joint never seen in such a frame. Joints
+    sit at the ends of links, so a joint outside every link box is clutter or a person."""
+    N = tracks.n_joints
+    inside_n = np.zeros(N)
+    total = np.zeros(N)
+    for t in range(tracks.n_frames):
+        boxes = _as_boxes(link_boxes[t], t)
+        seen = tracks.seen[t]
+        if not len(boxes) or not seen.any():
+            continue
+        m = tol_px + 0.1 * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        P = tracks.uv[t]
+        with np.errstate(invalid="ignore"):
+            ins = (
+                (P[None, :, 0] >= boxes[:, None, 0] - m[:, None])
+                & (P[None, :, 0] <= boxes[:, None, 2] + m[:, None])
+                & (P[None, :, 1] >= boxes[:, None, 1] - m[:, None])
+                & (P[None, :, 1] <= boxes[:, None, 3] + m[:, None])
+            ).any(axis=0)
+        inside_n += ins & seen
+        total += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside_n / np.maximum(total, 1), np.nan)
 
 
 def _as_boxes(b, t: int) -> np.ndarray:
@@ -229,7 +280,10 @@ def pair_evidence(
     if link_boxes is not None:
         link, link_count = _link_support(tracks, link_boxes, tol_px=2 * noise_px)
         has_links = link_count >= min_frames
-        weight = np.where(has_links, 0.45 * link + 0.35 * rigid + 0.2 * near, 0.6 * rigid + 0.4 * near)
+        # where link boxes were seen, a pair no link box ever spans is not a link, however
+        # rigid or close it looks (a person's head and hands are both)
+        gate = np.clip(link / 0.2, 0.0, 1.0)
+        weight = np.where(has_links, 0.45 * link + (0.35 * rigid + 0.2 * near) * gate, 0.6 * rigid + 0.4 * near)
     else:
         link = np.zeros((N, N))
         weight = 0.6 * rigid + 0.4 * near
@@ -257,6 +311,8 @@ def build_chain(
     min_edge_weight: float = 0.25,
     noise_px: float = 2.0,
     fragment_px: float = 12.0,
+    conflict_overlap: float = 0.3,
+    min_on_robot: float = 0.75,
 ) -> Chain:
     """The main kinematic chain (base first) from joint tracks and, optionally, link boxes.
 
@@ -264,7 +320,9 @@ def build_chain(
     Joints seen in fewer than ``min_track_fraction`` of the frames are ignored; tracks
     within ``merge_px`` of each other in ``merge_fraction`` of their shared frames are one
     joint; tree edges weaker than ``min_edge_weight`` are cut. Raises ChainError when fewer
-    than two joints remain or none of them are linked by the evidence.
+    than two joints remain or none of them are linked by the evidence. With link boxes,
+    joints inside none of them in more than ``1 - min_on_robot`` of their frames are
+    dropped (people, clutter).
     """
     if not isinstance(tracks, JointTracks):
         raise ChainError(
@@ -285,6 +343,12 @@ def build_chain(
         )
     tr = _merge_duplicates(tracks.select(cols), merge_px, merge_fraction, min_frames)
     tr = _join_fragments(tr, max_gap=max(30, T // 5), tol_px=fragment_px)
+    if link_boxes is not None and tr.n_joints > 2:
+        on = on_robot_fraction(tr, link_boxes, tol_px=2 * noise_px)
+        keep = np.flatnonzero(~(on < min_on_robot))  # NaN (no link boxes seen) keeps the joint
+        if len(keep) < 2:
+            raise ChainError(_FEW_JOINTS.format(what="the joint tracks lie outside every link box"))
+        tr = tr.select(keep)
     if tr.n_joints < 2:
         raise ChainError(_FEW_JOINTS.format(what="all tracks lie on one spot"))
     ev = pair_evidence(tr, link_boxes, min_frames=min_frames, noise_px=noise_px)
@@ -303,7 +367,11 @@ def build_chain(
             "film the robot moving through a larger range, with fewer occlusions"
         )
     tree = tree.subgraph(comp).copy()
-    path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight)
+    # tracks that rarely coexist are pieces of one joint (or one is a false joint)
+    n_seen = tr.seen.sum(0).astype(float)
+    conflict = ev["covisible"] < conflict_overlap * np.minimum(n_seen[:, None], n_seen[None, :])
+    np.fill_diagonal(conflict, False)
+    path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
     order = np.array(path, dtype=np.int64)
     out = tr.select(order)
     g = nx.DiGraph()
@@ -323,13 +391,20 @@ def build_chain(
     return Chain(out, g)
 
 
-def _best_path(W: np.ndarray, nodes: list[int], gain_floor: float) -> list[int] | None:
+def _best_path(
+    W: np.ndarray, nodes: list[int], gain_floor: float, conflict: np.ndarray | None = None
+) -> list[int] | None:
     """Heaviest simple path over ``nodes`` (dynamic programming over subsets), each edge
-    counting ``W - gain_floor``, so a node joins only when its links carry real evidence.
+    counting ``W - gain_floor``, so a node joins only when its links carry real evidence;
+    two nodes that ``conflict`` (pieces of one joint) never share the path.
     None when there are too many nodes for the exact search."""
     n = len(nodes)
     if n > 11:
         return None
+    bad = np.zeros(n, dtype=np.int64)
+    if conflict is not None:
+        c = conflict[np.ix_(nodes, nodes)]
+        bad = np.array([sum(1 << k for k in range(n) if c[i, k]) for i in range(n)], dtype=np.int64)
     w = W[np.ix_(nodes, nodes)] - gain_floor
     w = np.where(W[np.ix_(nodes, nodes)] > 0, w, -np.inf)
     size = 1 << n
@@ -347,7 +422,7 @@ def _best_path(W: np.ndarray, nodes: list[int], gain_floor: float) -> list[int] 
                 best = (s, mask, int(last))
             cand = s + w[last]
             for nxt in np.flatnonzero(np.isfinite(cand)):
-                if mask >> nxt & 1:
+                if mask >> nxt & 1 or mask & bad[nxt]:
                     continue
                 m2 = mask | (1 << nxt)
                 if cand[nxt] > score[m2, nxt]:
@@ -365,7 +440,13 @@ def _best_path(W: np.ndarray, nodes: list[int], gain_floor: float) -> list[int] 
     return path[::-1]
 
 
-def _main_path(tree: nx.Graph, tr: JointTracks, W: np.ndarray | None = None, gain_floor: float = 0.0) -> list[int]:
+def _main_path(
+    tree: nx.Graph,
+    tr: JointTracks,
+    W: np.ndarray | None = None,
+    gain_floor: float = 0.0,
+    conflict: np.ndarray | None = None,
+) -> list[int]:
     """The main chain through the tree's nodes, base end first.
 
     Exact heaviest path over the tree's nodes when there are few (the tree only selects
@@ -375,7 +456,7 @@ def _main_path(tree: nx.Graph, tr: JointTracks, W: np.ndarray | None = None, gai
     h = tr.image_size[1]
     with np.errstate(invalid="ignore"):
         mean_v = np.array([np.nanmean(tr.uv[:, n, 1]) if tr.seen[:, n].any() else 0.0 for n in range(tr.n_joints)])
-    path = _best_path(W, sorted(tree.nodes), gain_floor) if W is not None else None
+    path = _best_path(W, sorted(tree.nodes), gain_floor, conflict) if W is not None else None
     if path is None:
         path = _tree_path(tree)
     # base: the end that moves less in the image (ties: the lower one, larger v)
