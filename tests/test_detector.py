@@ -70,11 +70,12 @@ def test_corrupt_weights(tmp_path):
         Detector(badpt)
 
 
-def test_weights_for_other_classes(tmp_path):
+def test_weights_for_other_classes(tmp_path, monkeypatch):
     """An (untrained) 80-class COCO-layout model is refused with the class names shown."""
     from detection.detector import Detector
     from detection.yolo_env import yolo_class
 
+    monkeypatch.chdir(tmp_path)  # a yaml-built model exports into the working folder
     m = yolo_class()("yolo11n.yaml")
     onnx = Path(m.export(format="onnx", imgsz=64, simplify=False, dynamic=True))
     with pytest.raises(WeightsError, match="detect classes"):
