@@ -39,6 +39,7 @@ import numpy as np
 
 from kinematics.camera import intrinsics_from_fov, project
 from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes
+from kinematics.fit_flip import repair_flips
 from kinematics.fit_init import initial_camera, noise_px, peel
 from kinematics.model import ChainModel, axis_angle_matrix
 from kinematics.tracks import Chain
@@ -232,6 +233,7 @@ def fit_chain(
     smooth_frames: int = 7,
     length_prior: float = 0.2,
     axis_prior: float = 0.0,
+    flip_repair: bool = False,
     max_iter: int = 60,
     log: list | None = None,
 ) -> FitResult:
@@ -247,6 +249,7 @@ def fit_chain(
     axis_prior: weight of the prior that consecutive joint axes are parallel or
     perpendicular, on the same scale (off by default: it did not help on the benchmark).
     smooth_frames: the initialisation sees the tracks averaged over this many frames.
+    flip_repair: re-choose the depth branch of 2-DOF nodes per frame (``fit_flip``, experimental).
     log: a list that receives one line per decision (for debugging).
     """
     uv = _check(chain)
@@ -293,6 +296,19 @@ def fit_chain(
             if best is None or cost < best[0]:
                 best = (cost, st)
     st = best[1]
+    if flip_repair and np.any(np.bincount(st.jn)[:-1] == 2):
+        with _limit_threads():
+            n_flip = repair_flips(st, Kmat, uv, lam)
+            if n_flip:
+                J = len(st.jn)
+                bundle_adjust(
+                    st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
+                    free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
+                    max_nfev=max_iter // 2, length_total=DEFAULT_CHAIN_LENGTH_M,
+                    length_prior=length_prior * np.sqrt(T * N) * sigma,
+                )  # fmt: skip
+        if log is not None:
+            log.append(f"flip repair: {n_flip} frames changed branch")
     s = _scale_factor(st, scale)
     st.P *= s
     st.cam[3:] *= s
