@@ -10,6 +10,7 @@ OUT.urdf (+ meshes/) and OUT.motion.json (format twin-motion/1, see shared DESIG
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--stop {args.stop} must be greater than --start {args.start}")
     if args.max_side < 32:
         raise InputError(f"--max-side {args.max_side} is too small; use at least 32 pixels (default 1280)")
+    if not 32 <= args.imgsz <= 4096:
+        raise InputError(f"--imgsz {args.imgsz} is out of range; use 32..4096 pixels (default 320)")
     if not 0.0 < args.conf <= 1.0:
         raise InputError(f"--conf {args.conf} is out of range; give a score in (0, 1], e.g. 0.25")
     if not 1.0 <= args.fov < 179.0:
@@ -134,6 +137,14 @@ def parse_scale(args):
     if args.chain_length is not None:
         return ScaleSpec(chain_length_m=args.chain_length)
     return None
+
+
+def video_path_for_motion(video: str, out_urdf: Path) -> str:
+    """The video's path as the motion file stores it: relative to the motion file's folder."""
+    try:
+        return Path(os.path.relpath(Path(video).resolve(), out_urdf.parent.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(Path(video).resolve())
 
 
 def build(args: argparse.Namespace) -> int:
@@ -167,18 +178,23 @@ def build(args: argparse.Namespace) -> int:
     timings["detect_track_s"] = time.perf_counter() - t0
     if reader.skipped_frames:
         print(f"note: skipped {reader.skipped_frames} corrupt frame(s)", file=sys.stderr)
+    in_file = reader.frames_read + reader.skipped_frames  # frames the reader went through
+    if reader.truncated:
+        print(
+            f"note: {args.video} ends early: {in_file} of {info.frame_count} frames (file truncated)", file=sys.stderr
+        )
     t1 = time.perf_counter()
     chain, fit = fit_observed(observed, K=K, fov_deg=args.fov, scale=scale)
     timings["fit_s"] = time.perf_counter() - t1
     video_info = {
-        "path": str(Path(args.video)),
+        "path": video_path_for_motion(args.video, out),
         "fps": float(info.fps),
         "width": int(info.width),
         "height": int(info.height),
-        "frame_count": int(observed.frames_read),
+        "frame_count": int(in_file if reader.truncated else max(info.frame_count, in_file)),
     }
     name = args.robot_name or out.stem
-    urdf, motion = write_twin(fit, chain, out, video_info, name, args.force)
+    urdf, motion = write_twin(fit, chain, out, video_info, name, args.force, observed)
     if overlay is not None:
         from twin.overlay import write_overlay
 

@@ -100,8 +100,35 @@ def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
     return chain, fit
 
 
-def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[str]):
-    """The twin-motion/1 content for a fit (keypoints: where each joint's node was seen)."""
+SEEN_TOL_PX = 6.0  # a track point counts as seen if a joint box centre lies this close (or within half its side)
+
+
+def seen_in_frames(observed: Observed, tracks, nodes) -> np.ndarray:
+    """(T, len(nodes)) bool: the node's track point has a joint detection under it in that row.
+
+    The tracker fills short gaps by interpolation; the motion file reports keypoints only
+    where the joint was actually seen (DESIGN: "null if not seen").
+    """
+    by_frame = {d.frame: d.of_class(JOINT) for d in observed.detections}
+    uv = tracks.uv[:, nodes]
+    seen = np.zeros(uv.shape[:2], bool)
+    for r, f in enumerate(tracks.frame):
+        d = by_frame.get(int(f))
+        if d is None or not len(d):
+            continue
+        centres = 0.5 * (d.xyxy[:, :2] + d.xyxy[:, 2:])
+        half = 0.5 * np.maximum(d.xyxy[:, 2] - d.xyxy[:, 0], d.xyxy[:, 3] - d.xyxy[:, 1])
+        with np.errstate(invalid="ignore"):
+            dist = np.linalg.norm(uv[r][:, None, :] - centres[None], axis=2)
+            seen[r] = np.any(dist <= np.maximum(half, SEEN_TOL_PX)[None], axis=1)
+    return seen
+
+
+def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[str], observed: Observed | None = None):
+    """The twin-motion/1 content for a fit (keypoints: where each joint's node was seen).
+
+    With ``observed``, keypoints the tracker only interpolated (no detection there) are null.
+    """
     from twin.motion import Motion
 
     uv = chain.tracks.uv  # (T, N, 2) rows = fit rows
@@ -109,6 +136,8 @@ def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[st
     node = fit.model.node_of_joint
     kp = np.concatenate([uv[:, node], conf[:, node, None]], axis=2)
     kp[~np.isfinite(uv[:, node, 0])] = np.nan
+    if observed is not None:
+        kp[~seen_in_frames(observed, chain.tracks, node)] = np.nan
     return Motion(
         urdf=urdf_name,
         video=video_info,
@@ -122,7 +151,9 @@ def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[st
     )
 
 
-def write_twin(fit, chain, out_urdf: Path, video_info: dict, robot_name: str, force: bool) -> tuple[Path, Path]:
+def write_twin(
+    fit, chain, out_urdf: Path, video_info: dict, robot_name: str, force: bool, observed: Observed | None = None
+) -> tuple[Path, Path]:
     """Write OUT.urdf (+ meshes/) and OUT.motion.json as one set; return their paths.
 
     Everything is written under temporary names first (meshes carry a hash of their bytes,
@@ -130,7 +161,8 @@ def write_twin(fit, chain, out_urdf: Path, video_info: dict, robot_name: str, fo
     file are renamed into place back to back, with SIGINT/SIGTERM/SIGHUP held until both
     renames are done. So Ctrl-C or a kill leaves the old set or the new one, never a new
     URDF beside an old or missing motion file (only SIGKILL or a power cut in the
-    moment between the two renames could). Stale meshes are removed last.
+    moment between the two renames could). Stale meshes are removed last. ``observed``:
+    see :func:`motion_of`.
     """
     from kinematics.urdf import MESH_DIR, _mesh_refs, _own_mesh_files, _remove_stale, build_urdf
     from kinematics.urdf_names import sanitize_joint_names, sanitize_robot_name
@@ -138,7 +170,8 @@ def write_twin(fit, chain, out_urdf: Path, video_info: dict, robot_name: str, fo
 
     out_urdf = prepare_output(out_urdf, force)
     motion_path = prepare_output(motion_path_for(out_urdf), force)
-    motion = motion_of(fit, chain, out_urdf.name, video_info, sanitize_joint_names(fit.model.joint_names))
+    joint_names = sanitize_joint_names(fit.model.joint_names)
+    motion = motion_of(fit, chain, out_urdf.name, video_info, joint_names, observed)
     text, meshes = build_urdf(fit.model, robot_name)
     folder = out_urdf.parent
     old_refs = _mesh_refs(out_urdf) if out_urdf.exists() else set()
