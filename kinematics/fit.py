@@ -254,6 +254,10 @@ def fit_chain(
     """
     uv = _check(chain)
     scale = scale or ScaleSpec()
+    if scale.link_length_m is not None and not 0 <= scale.link_length_m[0] < uv.shape[1] - 1:
+        raise FitError(
+            f"ScaleSpec.link_length_m: link {scale.link_length_m[0]} does not exist, the chain has links 0..{uv.shape[1] - 2}"
+        )
     W, H = chain.tracks.image_size
     Kmat = intrinsics_from_fov(W, H, fov_deg) if K is None else np.asarray(K, float).reshape(3, 3)
     T, N, _ = uv.shape
