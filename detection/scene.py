@@ -72,22 +72,14 @@ class RenderedFrame:
     body_ids: list[int] | None = None  # PyBullet body id of each placed robot
 
 
-def gl_matrices(
-    K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0
-) -> tuple[list[float], list[float]]:
-    """PyBullet view and projection matrices (column-major) for an OpenCV camera."""
-    world_T_gl = world_T_camera @ np.diag([1.0, -1.0, -1.0, 1.0])
-    view = np.linalg.inv(world_T_gl)
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    proj = np.array(
-        [
-            [2 * fx / width, 0, 1 - 2 * cx / width, 0],
-            [0, 2 * fy / height, 2 * cy / height - 1, 0],
-            [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)],
-            [0, 0, -1, 0],
-        ]
-    )
-    return view.T.flatten().tolist(), proj.T.flatten().tolist()
+def gl_matrices(K: np.ndarray, world_T_camera: np.ndarray, width: int, height: int, near: float = 0.02, far: float = 30.0) -> tuple[list[float], list[float]]:
+    """PyBullet view and projection matrices for an OpenCV camera, rendered by TinyRenderer
+    (twin.render_twin holds the convention and its measured pixel offset)."""
+    from twin.render_twin import TINY_RENDERER_PIXEL_OFFSET, gl_projection_matrix, gl_view_matrix
+
+    view = gl_view_matrix(world_T_camera)
+    proj = gl_projection_matrix(K, width, height, near, far, TINY_RENDERER_PIXEL_OFFSET)
+    return list(view), list(proj)
 
 
 class _World:
