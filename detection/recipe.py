@@ -117,6 +117,9 @@ def stage_ship(best: Path, data: Path, assets: Path, run: Path) -> dict:
     (assets / "metrics.json").write_text(
         json.dumps({"test_heldout_robots": metrics, "val_seen_robots": val}, indent=2) + "\n"
     )
+    from detection.model_card import write_model_card
+
+    write_model_card(assets / "MODEL_CARD.md", data, run, metrics, val)
     return metrics
 
 
