@@ -147,6 +147,17 @@ def video_path_for_motion(video: str, out_urdf: Path) -> str:
         return str(Path(video).resolve())
 
 
+def disable_library_telemetry() -> None:
+    """Turn off ONNX Runtime's telemetry before it is imported (unless the user set it).
+
+    Recent ONNX Runtime (1.32 here) has 1DS telemetry on Linux/macOS: on import it writes a device
+    id and an event cache under ~/.cache/Microsoft and $TMPDIR/.ses and may upload events.
+    ``ORT_DISABLE_TELEMETRY=1`` turns all of that off (tests/test_offline.py checks that a
+    build writes nothing outside its outputs and the config dir).
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 def build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -155,6 +166,7 @@ def build(args: argparse.Namespace) -> int:
     from twin.pipeline import detect_stream, fit_observed, motion_path_for, observe, write_twin
     from twin.video import open_video
 
+    disable_library_telemetry()
     out = Path(args.output)
     if out.suffix.lower() != ".urdf":
         raise InputError(f"-o {out}: the output must be a .urdf file name, e.g. out/robot.urdf")
