@@ -22,6 +22,7 @@ from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotv
 CAND_NFEV = 15
 ACCEPT_GAIN = 1.3
 ACCEPT_PAD_PX = 0.6
+SIGMA_FLOOR_PX = 0.8  # tracks smoothed by the tracker look less noisy than they are
 UPSTREAM_GAIN = 1.2
 FAIL_GAIN = 3.0  # a node no candidate fits within this many accept thresholds sends the peel back
 
@@ -147,7 +148,7 @@ def peel(
     """
     T, N, _ = uv.shape
     st = ChainState(np.zeros((N, 3)), np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((T, 0)), cam0.copy())
-    accept_px = ACCEPT_GAIN * sigma_px + ACCEPT_PAD_PX
+    accept_px = ACCEPT_GAIN * max(sigma_px, SIGMA_FLOOR_PX) + ACCEPT_PAD_PX
     fail_px = max(FAIL_GAIN * accept_px, 3.0)
     if log is not None:
         log.append(f"accept {accept_px:.2f}px")
