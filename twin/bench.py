@@ -32,8 +32,8 @@ ORACLE = {"noise_px": 2.0, "miss_rate": 0.1, "false_joints_per_frame": 0.5}
 # loaded machine, high enough that a broken stage (tracking, chain, fit, detector) fails.
 QUICK_FLOORS = {
     "min_oracle_kp_pck": 0.80,
-    "min_oracle_twin_pck": 0.35,
-    "max_oracle_err3d": 0.45,
+    "min_oracle_twin_pck": 0.40,
+    "max_oracle_err3d": 0.30,
     "min_real_kp_pck": 0.25,
     "min_real_twin_pck": 0.15,
     "min_map50": 0.10,
@@ -214,7 +214,9 @@ def bench(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     cases = make_cases(args.videos, args.frames, size, args.seed, vary=not args.quick)
     rows, speed, first_runs = [], {}, None
-    for case in tqdm(cases, desc="bench", unit="video", disable=None):
+    bar = tqdm(cases, desc="bench", unit="video", disable=None)
+    for case in bar:
+        bar.set_postfix_str(case.name)
         row, runs = _run_case(case, out, detector, args)
         rows.append(row)
         if first_runs is None:
