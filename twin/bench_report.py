@@ -64,21 +64,21 @@ def markdown(report: dict) -> str:
         "",
         "Each cell: **real path / oracle path**.",
         "",
-        "| case | kp PCK | kp precision | twin PCK | 3D error % | distinct joints (twin/true) | fit s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| case | kp PCK | kp precision | twin PCK | 3D error % | distinct joints (twin/true) | frames solved | fit s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         joints = f"{_joints(r.get('real'))} / {_joints(r.get('oracle'))}"
         lines.append(
             f"| {r['case']['label']} | {_pair(r, 'kp_pck')} | {_pair(r, 'kp_precision')} | {_pair(r, 'twin_pck')} | "
-            f"{_pair({p: _pct(r.get(p)) for p in PATHS}, 'err3d', '{:.1f}')} | {joints} | {_pair(r, 'fit_s', '{:.1f}')} |"
+            f"{_pair({p: _pct(r.get(p)) for p in PATHS}, 'err3d', '{:.1f}')} | {joints} | {_pair(r, 'solved', '{:.2f}')} | {_pair(r, 'fit_s', '{:.1f}')} |"
         )
     mean = report["mean"]
     mrow = {p: mean.get(p) for p in PATHS}
     mjoints = " / ".join(mean[p]["count_ok"] if mean.get(p) else "n/a" for p in PATHS)
     lines.append(
         f"| **mean** | {_pair(mrow, 'kp_pck')} | {_pair(mrow, 'kp_precision')} | {_pair(mrow, 'twin_pck')} | "
-        f"{_pair({p: _pct(mrow.get(p)) for p in PATHS}, 'err3d', '{:.1f}')} | {mjoints} right | {_pair(mrow, 'fit_s', '{:.1f}')} |"
+        f"{_pair({p: _pct(mrow.get(p)) for p in PATHS}, 'err3d', '{:.1f}')} | {mjoints} right | {_pair(mrow, 'solved', '{:.2f}')} | {_pair(mrow, 'fit_s', '{:.1f}')} |"
     )
     fails = [
         (r["case"]["name"], p, r[p]["error"])
