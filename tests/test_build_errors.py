@@ -566,3 +566,74 @@ def test_chain_builder_on_random_tracks_errs_cleanly_or_returns_a_chain():
         assert chain.tracks.n_joints >= 2
 
     check()
+
+
+# ---------------------------------------------------------------------------- untrusted robot files
+HOSTILE_URDFS = {
+    "billion-laughs": """<?xml version="1.0"?>
+<!DOCTYPE robot [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol9 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<robot name="&lol9;"><link name="a"/></robot>
+""",
+    "external-entity": """<?xml version="1.0"?>
+<!DOCTYPE robot [<!ENTITY secret SYSTEM "file:///etc/hostname">]>
+<robot name="r"><link name="&secret;"/></robot>
+""",
+    "mesh-outside": "../../../etc/hostname",
+    "mesh-absolute": "/etc/hostname",
+    "mesh-symlink-out": "meshes/sneaky.stl",
+}
+
+
+def _hostile_urdf(kind: str, folder: Path) -> Path:
+    import trimesh
+
+    path = folder / f"{kind}.urdf"
+    if kind in ("billion-laughs", "external-entity"):
+        path.write_text(HOSTILE_URDFS[kind])
+        return path
+    (folder / "meshes").mkdir(exist_ok=True)
+    trimesh.creation.box((0.1, 0.1, 0.1)).export(folder / "meshes" / "link.stl")
+    if kind == "mesh-symlink-out":
+        (folder / "meshes" / "sneaky.stl").symlink_to("/etc/hostname")
+    mesh = HOSTILE_URDFS[kind]
+    path.write_text(
+        f"""<robot name="r">
+  <link name="base"><visual><geometry><mesh filename="{mesh}"/></geometry></visual></link>
+  <link name="l1"><visual><geometry><mesh filename="meshes/link.stl"/></geometry></visual></link>
+  <joint name="j1" type="revolute"><parent link="base"/><child link="l1"/><axis xyz="0 0 1"/>
+    <limit lower="-1" upper="1" effort="1" velocity="1"/></joint>
+</robot>
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_URDFS))
+@pytest.mark.parametrize("tool", ["twin.export", "detection.synth"])
+def test_hostile_urdf_is_refused_by_the_tools(tool, kind, tmp_path, capsys):
+    """No entity expansion, no external entities, no mesh read from outside the URDF's folder."""
+    from twin.errors import RobotDescriptionError
+
+    urdf = _hostile_urdf(kind, tmp_path)
+    out = tmp_path / "out"
+    if tool == "twin.export":
+        from twin.export import main
+
+        code = main([str(urdf), "--mjcf", str(out / "robot.xml")])
+    else:
+        from detection.synth import main
+
+        code = main(["--robots", str(urdf), "--images", "1", "--size", "64", "-o", str(out), "--workers", "1"])
+    err = capsys.readouterr().err
+    message = "<!DOCTYPE> declaration" if "entit" in kind or "laughs" in kind else "points outside the URDF's folder"
+    assert code == RobotDescriptionError.exit_code, err
+    assert err.count("\n") == 1 and message in err and str(urdf) in err and "Traceback" not in err
+    secret = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").is_file() else ""
+    assert "lollol" not in err
+    if len(secret) >= 4 and secret not in urdf.read_text() + str(urdf):
+        assert secret not in err  # the file outside was not read into the message
+    assert files_under(out) == []
