@@ -40,10 +40,13 @@ import numpy as np
 from kinematics.camera import intrinsics_from_fov, project
 from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes
 from kinematics.fit_flip import repair_flips
+from kinematics.fit_frame import model_nodes_and_jac, solve_frame
 from kinematics.fit_init import initial_camera, noise_px, peel
 from kinematics.model import ChainModel, axis_angle_matrix
 from kinematics.tracks import Chain
 from twin.errors import FitError
+
+__all__ = ["DEFAULT_CHAIN_LENGTH_M", "FitResult", "ScaleSpec", "fit_chain", "model_nodes_and_jac", "solve_frame"]
 
 DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
@@ -329,74 +332,3 @@ def fit_chain(
     return FitResult(
         model, Kmat, cam_to_world_T_camera(st.cam), q, chain.tracks.frame, chain.tracks.t, residual, model.node_of_joint
     )
-
-
-def _model_nodes_and_jac(model: ChainModel, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) node positions and (N, 3, J) their derivatives with respect to q."""
-    J = model.n_joints
-    T = np.eye(4)
-    origin = np.empty((J, 3))
-    waxis = np.empty((J, 3))
-    for j in range(J):
-        T = T @ model.origins[j]
-        origin[j] = T[:3, 3]
-        waxis[j] = T[:3, :3] @ model.axes[j]
-        T = T @ axis_angle_matrix(model.axes[j], q[j])
-    first = np.searchsorted(model.node_of_joint, np.arange(model.n_nodes))
-    X = origin[first]
-    D = np.zeros((len(first), 3, J))
-    for k, fj in enumerate(first):
-        for j in range(fj):
-            D[k, :, j] = np.cross(waxis[j], X[k] - origin[j])
-    return X, D
-
-
-def solve_frame(
-    model: ChainModel,
-    K: np.ndarray,
-    world_T_camera: np.ndarray,
-    uv: np.ndarray,
-    q_init: np.ndarray,
-    *,
-    prior_px_per_rad: float = 2.0,
-    f_scale_px: float = 3.0,
-    iterations: int = 8,
-) -> tuple[np.ndarray, float]:
-    """Joint angles (J,) for one frame's node pixels ``uv`` (N, 2; NaN = unseen), from ``q_init``.
-
-    Robust Gauss-Newton (soft-L1 weights) with a weak pull towards ``q_init`` so joints the
-    frame cannot see keep their value. Returns (q, RMS reprojection error of the seen nodes, px).
-    """
-    uv = np.asarray(uv, float).reshape(model.n_nodes, 2)
-    q = np.nan_to_num(np.asarray(q_init, float).reshape(model.n_joints)).copy()
-    q0 = q.copy()
-    seen = np.isfinite(uv[:, 0])
-    camera_T_world = np.linalg.inv(world_T_camera)
-    Rcw, tcw = camera_T_world[:3, :3], camera_T_world[:3, 3]
-    fx, fy = K[0, 0], K[1, 1]
-
-    def residual(qv: np.ndarray):
-        X, D = _model_nodes_and_jac(model, qv)
-        Xc = X @ Rcw.T + tcw
-        z = np.maximum(Xc[:, 2], 1e-3)
-        pix = np.stack([fx * Xc[:, 0] / z + K[0, 2], fy * Xc[:, 1] / z + K[1, 2]], axis=1)
-        Jp = np.zeros((len(X), 2, 3))
-        Jp[:, 0, 0], Jp[:, 0, 2] = fx / z, -fx * Xc[:, 0] / z**2
-        Jp[:, 1, 1], Jp[:, 1, 2] = fy / z, -fy * Xc[:, 1] / z**2
-        Jq = (Jp @ Rcw) @ D  # (N, 2, J)
-        return (pix - uv)[seen], Jq[seen]
-
-    if not seen.any():
-        return q, float("nan")
-    for _ in range(iterations):
-        r, Jq = residual(q)
-        r, Jq = r.ravel(), Jq.reshape(-1, model.n_joints)
-        w = 1.0 / np.sqrt(1 + (r / f_scale_px) ** 2)
-        A = Jq.T @ (w[:, None] * Jq) + prior_px_per_rad**2 * np.eye(model.n_joints)
-        g = Jq.T @ (w * r) + prior_px_per_rad**2 * (q - q0)
-        dq = -np.linalg.solve(A + 1e-6 * np.eye(len(q)), g)
-        q = q + dq
-        if np.max(np.abs(dq)) < 1e-6:
-            break
-    r, _ = residual(q)
-    return q, float(np.sqrt(np.mean(np.sum(r * r, axis=1))))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinematics.fit_core import ChainState, cam_to_world_T_camera, fk_nodes
+from kinematics.fit_frame import model_nodes_and_jac, solve_frame
 from kinematics.model import ChainModel
 
 
@@ -36,11 +37,9 @@ def state_model(st: ChainState) -> ChainModel:
 
 def _aim(model: ChainModel, q: np.ndarray, joints: list[int], node: int, target: np.ndarray) -> np.ndarray:
     """Angles of ``joints`` (others fixed) that put ``node`` at ``target`` (Gauss-Newton)."""
-    from kinematics.fit import _model_nodes_and_jac
-
     q = q.copy()
     for _ in range(15):
-        X, D = _model_nodes_and_jac(model, q)
+        X, D = model_nodes_and_jac(model, q)
         r = X[node] - target
         Jm = D[node][:, joints]
         step = np.linalg.lstsq(Jm, -r, rcond=None)[0]
@@ -52,8 +51,6 @@ def _aim(model: ChainModel, q: np.ndarray, joints: list[int], node: int, target:
 
 def repair_flips(st: ChainState, Kmat: np.ndarray, uv: np.ndarray, smooth_px_per_rad: float) -> int:
     """Re-choose the depth branch of every 2-DOF node per frame; returns frames changed."""
-    from kinematics.fit import solve_frame
-
     T, N, _ = uv.shape
     model = state_model(st)
     Twc = cam_to_world_T_camera(st.cam)

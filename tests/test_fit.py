@@ -139,3 +139,37 @@ def test_scale_spec_and_fit_result_validation(ur5_fit):
         )
     with pytest.raises(FitError, match="link 9"):
         fit_chain(chain_from(seq), K=seq.K, scale=ScaleSpec(link_length_m=(9, 0.3)), max_peel_frames=20)
+
+
+def test_bundle_adjust_jacobian_matches_finite_differences(monkeypatch):
+    import kinematics.fit_core as fc
+
+    rng = np.random.default_rng(1)
+    T, N = 5, 5
+    jn = np.array([0, 0, 1, 2, 3, 4])
+    st = fc.ChainState(
+        np.vstack([np.zeros(3), rng.normal(0, 0.3, (N - 1, 3))]),
+        jn,
+        rng.normal(size=(6, 3)),
+        rng.normal(size=(T, 6)),
+        np.r_[0.1, 0.2, 0.3, 0, 0.2, 3.0],
+    )
+    K = np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1.0]])
+    uv = st.project(K) + rng.normal(0, 5, (T, N, 2))
+    uv[1, 2] = np.nan
+    checked = []
+
+    def check(fun, jac, x0, *args):
+        Ja = jac(x0).toarray()
+        eye = np.eye(len(x0))
+        Jn = np.stack([(fun(x0 + 1e-6 * eye[i]) - fun(x0 - 1e-6 * eye[i])) / 2e-6 for i in range(len(x0))], axis=1)
+        checked.append(np.abs(Ja - Jn).max() / np.abs(Jn).max())
+        return x0, 0.0
+
+    monkeypatch.setattr(fc, "levenberg_marquardt", check)
+    fc.bundle_adjust(st, K, uv, nodes=list(range(N)), free_cam=True, free_P=[1, 2, 3, 4], free_ax=[1, 2, 3, 4],
+                     free_q=[0, 1, 2, 3, 4], smooth_px_per_rad=3.0, length_prior=5.0, axis_prior=7.0)  # fmt: skip
+    fc.bundle_adjust(
+        st, K, uv, nodes=[2, 3], free_cam=False, free_P=[2, 3], free_ax=[2], free_q=[1, 2], smooth_px_per_rad=3.0
+    )
+    assert len(checked) == 2 and max(checked) < 1e-5
