@@ -528,6 +528,52 @@ def test_killed_process_leaves_old_or_new_set(sig, stage, expect, small_fit, tmp
     assert _which(tmp_path) == expect
 
 
+INTERRUPT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import detection.detector
+    from detection.detections import Detections
+    from twin.build import main
+
+    class SlowDetector:  # stands in for the network: slow, prints progress
+        def __init__(self, *a, **k):
+            pass
+
+        def detect(self, frame):
+            print(f"frame {frame.index}", flush=True)
+            time.sleep(0.2)
+            return Detections.empty(frame.index, frame.t)
+
+    detection.detector.Detector = SlowDetector
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_ctrl_c_during_a_build_keeps_the_previous_twin(clip, small_fit, tmp_path):
+    _write(small_fit, tmp_path, "old")
+    before = {p: p.read_bytes() for p in files_under(tmp_path)}
+    script = tmp_path.parent / f"{tmp_path.name}_interrupt.py"
+    script.write_text(INTERRUPT_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    argv = [sys.executable, str(script), str(clip.path), "-o", str(tmp_path / "r.urdf"), "--force"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "frame 3":
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "python -m twin.build: interrupted; no partial output was left behind"
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in files_under(tmp_path)} == before
+    assert _which(tmp_path) == "old"
+
+
 # ---------------------------------------------------------------------------- fuzzing the chain builder
 def test_chain_builder_on_random_tracks_errs_cleanly_or_returns_a_chain():
     from hypothesis import HealthCheck, given, settings
