@@ -312,7 +312,7 @@ def build_chain(
     noise_px: float = 2.0,
     fragment_px: float = 12.0,
     conflict_overlap: float = 0.3,
-    min_on_robot: float = 0.75,
+    min_on_robot: float = 0.85,
 ) -> Chain:
     """The main kinematic chain (base first) from joint tracks and, optionally, link boxes.
 
@@ -459,6 +459,20 @@ def _main_path(
     path = _best_path(W, sorted(tree.nodes), gain_floor, conflict) if W is not None else None
     if path is None:
         path = _tree_path(tree)
+    # the base moves least of all the arm's joints (static camera): when a node inside the
+    # path is clearly stiller than everything on one side of it, that side is not the arm
+    # (a person passing the base, clutter) and is cut off
+    m = motion[path]
+    k = int(np.argmin(m))
+    if 0 < k < len(path) - 1:
+        left, right = path[:k][::-1], path[k + 1 :]
+        drop, keep = (
+            (left, right)
+            if len(right) > len(left) or (len(right) == len(left) and m[k + 1 :].sum() < m[:k].sum())
+            else (right, left)
+        )
+        if m[k] < 0.5 * float(motion[drop].min()):
+            path = [path[k], *keep]
     # base: the end that moves less in the image (ties: the lower one, larger v)
     score = motion / max(float(motion.max()), 1e-6) - 0.2 * mean_v / max(h, 1)
     if score[path[-1]] < score[path[0]]:

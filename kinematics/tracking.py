@@ -76,14 +76,14 @@ class _Segment:
 
 def _motion_fit(rows, uv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pos, vel, acc) at the last of ``rows`` from a least-squares line (>= 2 points) or
-    parabola (>= 6 points) through the points ``uv``."""
+    parabola (>= 10 points) through the points ``uv``."""
     r = np.asarray(rows, np.float64)
     p = np.asarray(uv, np.float64).reshape(-1, 2)
     zero = np.zeros(2)
     if len(r) < 2 or np.ptp(r) == 0:
         return p[-1].copy(), zero, zero
     x = r - r[-1]
-    deg = 2 if len(r) >= 6 else 1
+    deg = 2 if len(r) >= 10 else 1
     coef = np.polyfit(x, p, deg)
     if deg == 2:
         return coef[2], coef[1], 2 * coef[0]
@@ -110,7 +110,7 @@ class JointTracker:
         conf_threshold: float = 0.25,
         dedupe_px: float = 3.0,
         cobot_margin: float = 0.15,
-        history_frames: int = 8,
+        history_frames: int = 12,
         smooth_window: int = 7,
         min_gate_px: float = 12.0,
         n_init: int = 3,
