@@ -188,13 +188,8 @@ def build(args: argparse.Namespace) -> int:
     observed = observe(detect_stream(detector, reader), (info.width, info.height), on_frame=lambda d: bar.update(1))
     bar.close()
     timings["detect_track_s"] = time.perf_counter() - t0
-    if reader.skipped_frames:
-        print(f"note: skipped {reader.skipped_frames} corrupt frame(s)", file=sys.stderr)
+    # twin.video has logged skipped corrupt frames and truncation, one warning line each
     in_file = reader.frames_read + reader.skipped_frames  # frames the reader went through
-    if reader.truncated:
-        print(
-            f"note: {args.video} ends early: {in_file} of {info.frame_count} frames (file truncated)", file=sys.stderr
-        )
     t1 = time.perf_counter()
     chain, fit = fit_observed(observed, K=K, fov_deg=args.fov, scale=scale)
     timings["fit_s"] = time.perf_counter() - t1
