@@ -109,6 +109,7 @@ class Detector:
 
     # ---- loading --------------------------------------------------------------------
     def _load_onnx(self) -> None:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime writes/sends usage events otherwise
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
