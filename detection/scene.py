@@ -189,6 +189,7 @@ class _World:
             self.p.disconnect()
         except Exception:
             pass
+        self.p._client = -1  # BulletClient.__del__ would disconnect again at exit and complain
 
 
 class SceneRenderer:
