@@ -440,6 +440,28 @@ def _best_path(
     return path[::-1]
 
 
+def _beam_path(
+    W: np.ndarray, nodes: list[int], gain_floor: float, conflict: np.ndarray | None, beam: int = 300
+) -> list[int] | None:
+    """Like ``_best_path`` for many nodes: a beam search keeping the ``beam`` best partial paths."""
+    ok = (W > 0) & ~(conflict if conflict is not None else np.zeros_like(W, dtype=bool))
+    paths = [((0.0, [n])) for n in nodes]
+    best: tuple[float, list[int]] | None = None
+    while paths:
+        grown = []
+        for score, p in paths:
+            last = p[-1]
+            for n in nodes:
+                if n in p or not ok[last, n] or any(conflict[n, q] for q in p if conflict is not None):
+                    continue
+                grown.append((score + W[last, n] - gain_floor, [*p, n]))
+        grown.sort(key=lambda x: -x[0])
+        paths = grown[:beam]
+        if paths and (best is None or paths[0][0] > best[0]):
+            best = paths[0]
+    return best[1] if best is not None else None
+
+
 def _main_path(
     tree: nx.Graph,
     tr: JointTracks,
@@ -456,7 +478,11 @@ def _main_path(
     h = tr.image_size[1]
     with np.errstate(invalid="ignore"):
         mean_v = np.array([np.nanmean(tr.uv[:, n, 1]) if tr.seen[:, n].any() else 0.0 for n in range(tr.n_joints)])
-    path = _best_path(W, sorted(tree.nodes), gain_floor, conflict) if W is not None else None
+    path = None
+    if W is not None:
+        path = _best_path(W, sorted(tree.nodes), gain_floor, conflict)
+        if path is None:
+            path = _beam_path(W, sorted(tree.nodes), gain_floor, conflict)
     if path is None:
         path = _tree_path(tree)
     # the base moves least of all the arm's joints (static camera): when a node inside the
@@ -471,7 +497,9 @@ def _main_path(
             if len(right) > len(left) or (len(right) == len(left) and m[k + 1 :].sum() < m[:k].sum())
             else (right, left)
         )
-        if m[k] < 0.5 * float(motion[drop].min()):
+        # only when that node is the one still joint (two still joints, e.g. a base yaw with a
+        # shoulder on its axis, leave the choice to the ends)
+        if m[k] < 0.5 * float(motion[drop].min()) and float(motion[keep].min()) > 2 * m[k] + 2.0:
             path = [path[k], *keep]
     # base: the end that moves less in the image (ties: the lower one, larger v)
     score = motion / max(float(motion.max()), 1e-6) - 0.2 * mean_v / max(h, 1)
