@@ -116,6 +116,8 @@ class Detector:
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # no busy-waiting threads: on a shared 2-core machine spinning starves everything else
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(self.weights), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
