@@ -27,7 +27,6 @@ from detection.detections import COBOT, JOINT, Detections
 from kinematics.tracks import JointTracks
 
 _BIG = 1e9
-_DEBUG = False
 
 
 @dataclass
@@ -449,8 +448,6 @@ def untangle_crossings(
                     continue
                 dof = max(2 * int(np.sum(~np.isnan(Rfull[:, 0]))) - 8, 1)
                 var = max(min(keep_cost, swap_cost) / dof, 0.25)  # noise variance, px^2
-                if _DEBUG:
-                    print("untangle", i, j, start, stop, round(keep_cost, 1), round(swap_cost, 1), round(var, 2))
                 if decide and keep_cost - swap_cost > margin * var:
                     uv[stop:, [i, j]] = uv[stop:, [j, i]]
                     conf[stop:, [i, j]] = conf[stop:, [j, i]]
