@@ -159,6 +159,10 @@ def plot_case(row: dict, fps: float, path: Path) -> Path:
         s = row.get(p)
         if not isinstance(s, dict) or "per_frame_twin_err_px" not in s:
             continue
+        if all(v is None for v in s["per_frame_twin_err_px"]):
+            why = (s.get("error") or "no twin").split(":")[0]
+            ax1.plot([], [], color=colour, label=f"{p} path: no twin ({why})")
+            continue
         err = np.array([np.nan if v is None else v for v in s["per_frame_twin_err_px"]], float)
         pck = np.array([np.nan if v is None else v for v in s["per_frame_twin_pck"]], float)
         t = np.arange(len(err)) / fps
