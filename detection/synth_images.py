@@ -131,6 +131,7 @@ def _init_worker(specs: list[RobotSpec]) -> None:
     """Load the robots once per process; an error is kept and raised by the first job
     (a failing Pool initializer would otherwise be restarted forever)."""
     global _POOL, _FACTS, _INIT_ERROR
+    _POOL, _FACTS, _INIT_ERROR = None, None, None
     try:
         _POOL = RendererPool(specs)
         _FACTS = robot_facts(_POOL.renderer)
