@@ -136,11 +136,14 @@ def _boundary_distance(a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndar
 
 def _link_support(
     tracks: JointTracks, link_boxes: Sequence[np.ndarray], tol_px: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(N, N) mean support of each pair by a link box spanning both joints, and (N, N) frame counts."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, N) mean support of each pair by a link box spanning both joints, (N, N) frame
+    counts, and (N, N) share of those frames in which one box (grown by ``tol_px`` and 10 %
+    of its size) holds both joints."""
     T, N = tracks.n_frames, tracks.n_joints
     total = np.zeros((N, N))
     count = np.zeros((N, N))
+    together = np.zeros((N, N))
     for t in range(T):
         boxes = _as_boxes(link_boxes[t], t)
         seen = tracks.seen[t]
@@ -171,6 +174,14 @@ def _link_support(
         diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None, None]
         resid = np.nan_to_num(np.sum(np.abs(gaps - t_fit), axis=-1), nan=np.inf) / (0.15 * diag + tol_px + 1.0)
         fit = np.exp(-resid)
+        m = tol_px + 0.1 * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
+        with np.errstate(invalid="ignore"):
+            grown = (
+                (P[None, :, 0] >= boxes[:, None, 0] - m)
+                & (P[None, :, 0] <= boxes[:, None, 2] + m)
+                & (P[None, :, 1] >= boxes[:, None, 1] - m)
+                & (P[None, :, 1] <= boxes[:, None, 3] + m)
+            )
         both = inside[:, :, None] & inside[:, None, :]
         both[:, np.arange(N), np.arange(N)] = False
         fit = np.where(both, fit, 0.0)
@@ -185,8 +196,10 @@ def _link_support(
         pair = seen[:, None] & seen[None, :]
         total += np.where(pair, score, 0.0)
         count += pair
+        together += pair & np.any(grown[:, :, None] & grown[:, None, :], axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), 0.0), count
+        share = np.where(count > 0, together / np.maximum(count, 1), 0.0)
+        return np.where(count > 0, total / np.maximum(count, 1), 0.0), count, share
 
 
 def on_robot_fraction(tracks: JointTracks, link_boxes: Sequence[np.ndarray], tol_px: float = 4.0) -> np.ndarray:
@@ -238,14 +251,20 @@ def _motion(tracks: JointTracks) -> np.ndarray:
 
 
 def pair_evidence(
-    tracks: JointTracks, link_boxes: Sequence[np.ndarray] | None = None, min_frames: int = 5, noise_px: float = 2.0
+    tracks: JointTracks,
+    link_boxes: Sequence[np.ndarray] | None = None,
+    min_frames: int = 5,
+    noise_px: float = 2.0,
+    gate_floor: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """(N, N) arrays of the evidence that joints i and j are neighbours on the arm.
 
     ``weight`` combines ``link`` (link-box support, 0-1), ``rigid`` (constant distance while
     the pair moves, 0-1) and ``near`` (proximity, 0-1); also ``length_px`` (median distance),
     ``spread`` (robust coefficient of variation of the distance) and ``covisible`` (frames).
-    Pairs seen together in fewer than ``min_frames`` frames get weight 0.
+    Pairs seen together in fewer than ``min_frames`` frames get weight 0. With link boxes,
+    rigidity and proximity count only as far as a link box holds the pair, but at least
+    ``gate_floor`` (for joints already known to lie on the robot).
     """
     N = tracks.n_joints
     seen = tracks.seen
@@ -278,11 +297,12 @@ def pair_evidence(
     with np.errstate(invalid="ignore"):
         near = np.where(valid, np.exp(-np.maximum(L / ref - 1.0, 0.0)), 0.0)
     if link_boxes is not None:
-        link, link_count = _link_support(tracks, link_boxes, tol_px=2 * noise_px)
+        link, link_count, together = _link_support(tracks, link_boxes, tol_px=2 * noise_px)
         has_links = link_count >= min_frames
-        # where link boxes were seen, a pair no link box ever spans is not a link, however
-        # rigid or close it looks (a person's head and hands are both)
-        gate = np.clip(link / 0.2, 0.0, 1.0)
+        # where link boxes were seen, a pair that no link box holds is not a link, however
+        # rigid or close it looks (a person's head and hands are both); the box need not fit
+        # the pair well (a link's mesh may reach past its joints, or stop short of them)
+        gate = np.clip(np.maximum(np.maximum(link / 0.2, (together - 0.2) / 0.5), gate_floor), 0.0, 1.0)
         weight = np.where(has_links, 0.45 * link + (0.35 * rigid + 0.2 * near) * gate, 0.6 * rigid + 0.4 * near)
     else:
         link = np.zeros((N, N))
@@ -308,7 +328,7 @@ def build_chain(
     min_track_fraction: float = 0.1,
     merge_px: float = 4.0,
     merge_fraction: float = 0.8,
-    min_edge_weight: float = 0.25,
+    min_edge_weight: float = 0.1,
     noise_px: float = 2.0,
     fragment_px: float = 12.0,
     conflict_overlap: float = 0.3,
@@ -351,7 +371,10 @@ def build_chain(
         tr = tr.select(keep)
     if tr.n_joints < 2:
         raise ChainError(_FEW_JOINTS.format(what="all tracks lie on one spot"))
-    ev = pair_evidence(tr, link_boxes, min_frames=min_frames, noise_px=noise_px)
+    # the joints left lie on the robot (inside its link boxes): rigidity and proximity count
+    # even for pairs that no single link box holds (a bent link split into two boxes)
+    floor = 0.5 if link_boxes is not None and tr.n_joints > 2 else 0.0
+    ev = pair_evidence(tr, link_boxes, min_frames=min_frames, noise_px=noise_px, gate_floor=floor)
     W = ev["weight"]
     G = nx.Graph()
     G.add_nodes_from(range(tr.n_joints))
