@@ -9,8 +9,12 @@ Evidence is accumulated over the whole video for every pair of tracked joints:
 * proximity: joints next to each other on the arm are usually near each other.
 
 The pairs form a weighted graph; its maximum spanning tree, cut at weak edges, is the
-robot. The main chain is the longest path through the tree (side branches are false
-joints); of its two ends the one that moves less (and sits lower) is the base. Tracks of
+robot. The main chain is the heaviest path through the tree's joints (side branches are
+false joints), scored from the base on: a step to a joint that moves clearly less in the
+image costs (joints farther from the base move more); of its two ends the one that moves
+less (and sits lower) is the base. Link boxes gate rigidity and proximity: a pair that no
+box holds counts little, but joints already known to lie on the robot keep half of it (a
+bent link is often split into two boxes, neither holding both of its joints). Tracks of
 one joint seen twice (two boxes for co-located wrist joints) are merged first.
 """
 
@@ -414,8 +418,15 @@ def build_chain(
     return Chain(out, g)
 
 
+MOTION_ORDER_COST = 0.5  # path score lost per log-unit of motion drop from a joint to the next
+
+
 def _best_path(
-    W: np.ndarray, nodes: list[int], gain_floor: float, conflict: np.ndarray | None = None
+    W: np.ndarray,
+    nodes: list[int],
+    gain_floor: float,
+    conflict: np.ndarray | None = None,
+    step_cost: np.ndarray | None = None,
 ) -> list[int] | None:
     """Heaviest simple path over ``nodes`` (dynamic programming over subsets), each edge
     counting ``W - gain_floor``, so a node joins only when its links carry real evidence;
@@ -429,6 +440,8 @@ def _best_path(
         c = conflict[np.ix_(nodes, nodes)]
         bad = np.array([sum(1 << k for k in range(n) if c[i, k]) for i in range(n)], dtype=np.int64)
     w = W[np.ix_(nodes, nodes)] - gain_floor
+    if step_cost is not None:  # directed: a path is scored from its first node on
+        w = w - step_cost[np.ix_(nodes, nodes)]
     w = np.where(W[np.ix_(nodes, nodes)] > 0, w, -np.inf)
     size = 1 << n
     score = np.full((size, n), -np.inf)
@@ -464,7 +477,12 @@ def _best_path(
 
 
 def _beam_path(
-    W: np.ndarray, nodes: list[int], gain_floor: float, conflict: np.ndarray | None, beam: int = 300
+    W: np.ndarray,
+    nodes: list[int],
+    gain_floor: float,
+    conflict: np.ndarray | None,
+    beam: int = 300,
+    step_cost: np.ndarray | None = None,
 ) -> list[int] | None:
     """Like ``_best_path`` for many nodes: a beam search keeping the ``beam`` best partial paths."""
     ok = (W > 0) & ~(conflict if conflict is not None else np.zeros_like(W, dtype=bool))
@@ -477,7 +495,8 @@ def _beam_path(
             for n in nodes:
                 if n in p or not ok[last, n] or any(conflict[n, q] for q in p if conflict is not None):
                     continue
-                grown.append((score + W[last, n] - gain_floor, [*p, n]))
+                step = 0.0 if step_cost is None else step_cost[last, n]
+                grown.append((score + W[last, n] - gain_floor - step, [*p, n]))
         grown.sort(key=lambda x: -x[0])
         paths = grown[:beam]
         if paths and (best is None or paths[0][0] > best[0]):
@@ -503,9 +522,13 @@ def _main_path(
         mean_v = np.array([np.nanmean(tr.uv[:, n, 1]) if tr.seen[:, n].any() else 0.0 for n in range(tr.n_joints)])
     path = None
     if W is not None:
-        path = _best_path(W, sorted(tree.nodes), gain_floor, conflict)
+        # the arm's joints move more the farther they are from the base: a step from a joint
+        # to one that moves clearly less costs (paths are built from the base on)
+        drop = np.log((motion[:, None] + 3.0) / (motion[None, :] + 3.0)) - np.log(1.3)
+        step_cost = MOTION_ORDER_COST * np.clip(drop, 0.0, 1.0)
+        path = _best_path(W, sorted(tree.nodes), gain_floor, conflict, step_cost)
         if path is None:
-            path = _beam_path(W, sorted(tree.nodes), gain_floor, conflict)
+            path = _beam_path(W, sorted(tree.nodes), gain_floor, conflict, step_cost=step_cost)
     if path is None:
         path = _tree_path(tree)
     # the base moves least of all the arm's joints (static camera): when a node inside the
