@@ -190,8 +190,13 @@ def render_many(specs: list[RobotSpec], jobs: list[tuple], workers: int) -> Iter
     """Render ``jobs`` (argument tuples of :func:`render_one`) in order, with ``workers`` processes."""
     if workers <= 1:
         _init_worker(specs)
-        for job in jobs:
-            yield render_one(job)
+        try:
+            for job in jobs:
+                yield render_one(job)
+        finally:
+            if _POOL is not None and _POOL._renderer is not None:
+                _POOL._renderer.close()
+                _POOL._renderer = None
         return
     ctx = mp.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(specs,)) as pool:
