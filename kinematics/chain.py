@@ -400,7 +400,7 @@ def build_chain(
     np.fill_diagonal(conflict, False)
     path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
     order = np.array(path, dtype=np.int64)
-    out = tr.select(order)
+    out = _fill_from_fragments(tr, order, W, min_edge_weight)
     g = nx.DiGraph()
     g.add_nodes_from(range(len(order)))
     for k in range(len(order) - 1):
@@ -419,6 +419,33 @@ def build_chain(
 
 
 MOTION_ORDER_COST = 0.5  # path score lost per log-unit of motion drop from a joint to the next
+
+
+def _fill_from_fragments(tr: JointTracks, order: np.ndarray, W: np.ndarray, min_weight: float) -> JointTracks:
+    """``tr.select(order)``, with each path node's unseen frames taken from a track left off
+    the path that never coexists with it and links to the node's path neighbours about as
+    well as the node does (the same joint, lost by the tracker during an occlusion)."""
+    out = tr.select(order)
+    uv, conf = out.uv.copy(), out.conf.copy()
+    seen = out.seen.copy()
+    spare = sorted(set(range(tr.n_joints)) - set(order.tolist()), key=lambda u: -tr.seen[:, u].sum())
+    for u in spare:
+        su = tr.seen[:, u]
+        best: tuple[float, int] | None = None
+        for k, n in enumerate(order):
+            if np.sum(su & seen[:, k]) > 2:
+                continue
+            nb = [order[m] for m in (k - 1, k + 1) if 0 <= m < len(order)]
+            w_u, w_n = float(np.mean(W[u, nb])), float(np.mean(W[n, nb]))
+            if w_u >= max(0.7 * w_n, min_weight) and (best is None or w_u - w_n > best[0]):
+                best = (w_u - w_n, k)
+        if best is not None:
+            k = best[1]
+            take = su & ~seen[:, k]
+            uv[take, k] = tr.uv[take, u]
+            conf[take, k] = tr.conf[take, u]
+            seen[:, k] |= take
+    return JointTracks(uv, conf, out.frame, out.t, out.ids, out.image_size)
 
 
 def _best_path(
