@@ -13,18 +13,23 @@ def metrics_table(m: dict) -> str:
     return "\n".join(rows)
 
 
+def _run_length(run: Path) -> tuple[str, str]:
+    """(epochs, hours) of a run folder from its results.csv."""
+    results = run / "results.csv"
+    if results.is_file():
+        rows = list(csv.DictReader(results.open()))
+        if rows:
+            return rows[-1].get("epoch", "?").strip(), f"{float(rows[-1].get('time', 0)) / 3600:.2f}"
+    return "?", "?"
+
+
 def write_model_card(path: Path, data: Path, run: Path, test: dict, val: dict) -> None:
     from detection.recipe import IMGSZ, SEED, TEST_ROBOTS, TRAIN_ROBOTS
     from twin.atomic import write_text_atomic
 
     counts = {s: len(list((data / "images" / s).glob("*.jpg"))) for s in ("train", "val", "test")}
-    epochs, hours = "?", "?"
-    results = run / "results.csv"
-    if results.is_file():
-        rows = list(csv.DictReader(results.open()))
-        if rows:
-            epochs = rows[-1].get("epoch", "?").strip()
-            hours = f"{float(rows[-1].get('time', 0)) / 3600:.2f}"
+    main_run = run.parent / run.name.removesuffix("_finetune")
+    (epochs, hours), (ft_epochs, ft_hours) = _run_length(main_run), _run_length(run) if run != main_run else ("0", "0")
     text = f"""# Model card: cobot_yolo11n (the shipped default detector)
 
 Classes: 0 cobot (whole robot), 1 joint, 2 link — the source paper's classes; labelling
@@ -41,9 +46,11 @@ rule in docs/ground_truth.md.
   several robots per image, exposure/blur/noise/JPEG augmentations), 416x416.
 - Held out (never seen in training): {TEST_ROBOTS}; the test split ({counts["test"]} images)
   shows only these.
-- Training: {epochs} epochs in {hours} h on 2 shared CPU cores (a time-boxed run), seed 0, amp off.
-  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4`
-  (stages generate, train, ship; each resumable).
+- Training: {epochs} epochs in {hours} h with ultralytics' default augmentation (mosaic on),
+  then a fine-tune of {ft_epochs} epochs in {ft_hours} h without mosaic at lr0 0.002 (AdamW),
+  on 2 shared CPU cores (time-boxed runs), seed 0, amp off.
+  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 --finetune-hours 0.25`
+  (stages generate, train, finetune, ship; each resumable).
 
 ## Metrics on the held-out-robot test split ({TEST_ROBOTS})
 

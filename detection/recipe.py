@@ -70,6 +70,27 @@ def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
     return best
 
 
+FINETUNE = dict(mosaic=0.0, lr0=0.002, lrf=0.1, warmup_epochs=0.0, close_mosaic=0, optimizer="AdamW")
+
+
+def stage_finetune(data: Path, run: Path, hours: float) -> Path:
+    """Continue from the main run's last.pt without mosaic at a low learning rate.
+
+    A time-boxed run ends before ultralytics' close_mosaic epochs; mosaic shows objects at
+    half scale, so this stage adapts the model to full-scale robots and small joints.
+    """
+    from detection.train import train
+
+    ft = run.parent / (run.name + "_finetune")
+    if (ft / "done").exists():
+        return ft / "weights" / "best.pt"
+    train(
+        str(data), str(run / "weights" / "last.pt"), IMGSZ, 10, hours, 16, 2, 0, str(ft.parent), ft.name, extra=FINETUNE
+    )
+    (ft / "done").write_text("ok\n")
+    return ft / "weights" / "best.pt"
+
+
 def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = IMGSZ) -> dict:
     """Per-class precision, recall, mAP50, mAP50-95 on ``split`` (ultralytics val)."""
     from detection.yolo_env import yolo_class
@@ -130,11 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data/synth_v1", help="dataset folder (default %(default)s)")
     ap.add_argument("--run", default="runs/default", help="training run folder (default %(default)s)")
     ap.add_argument("--images", type=int, default=IMAGES)
-    ap.add_argument("--hours", type=float, default=1.5, help="training time budget in hours (default %(default)s)")
+    ap.add_argument("--hours", type=float, default=1.4, help="main training time budget in hours (default %(default)s)")
+    ap.add_argument(
+        "--finetune-hours",
+        type=float,
+        default=0.25,
+        help="fine-tune (no mosaic) time budget in hours (default %(default)s)",
+    )
     ap.add_argument("--epochs", type=int, default=60, help="epochs if the time budget allows (default %(default)s)")
     ap.add_argument("--assets", default=str(Path(__file__).resolve().parent.parent / "assets"))
     ap.add_argument(
-        "--stages", default="generate,train,ship", help="comma-separated stages to run (default %(default)s)"
+        "--stages", default="generate,train,finetune,ship", help="comma-separated stages to run (default %(default)s)"
     )
     add_debug_flag(ap)
 
@@ -146,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         best = run / "weights" / "best.pt"
         if "train" in stages:
             best = stage_train(data, run, args.hours, args.epochs)
+        if "finetune" in stages:
+            best = stage_finetune(data, run, args.finetune_hours)
+            run = best.parent.parent
         if "ship" in stages:
             m = stage_ship(best, data, Path(args.assets), run)
             print(json.dumps(m, indent=2))
