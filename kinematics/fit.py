@@ -51,7 +51,8 @@ __all__ = ["DEFAULT_CHAIN_LENGTH_M", "FitResult", "ScaleSpec", "fit_chain", "mod
 DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
 LIMIT_MARGIN_RAD = 0.1
-SMOOTH_ABOVE_PX = 0.75  # tracks noisier than this are averaged for the initialisation
+SMOOTH_ABOVE_PX = 0.75
+ELEVATION_SOFTNESS_DEG = 15.0  # the elevation prior's unit: 1 unit outside the range = x(1 + prior)  # tracks noisier than this are averaged for the initialisation
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,18 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
     return model, q
 
 
+def _camera_elevation_deg(cam: np.ndarray) -> float:
+    """Elevation (degrees) of the camera centre seen from the base node (the world origin)."""
+    centre = cam_to_world_T_camera(cam)[:3, 3]
+    return float(np.degrees(np.arcsin(np.clip(centre[2] / max(np.linalg.norm(centre), 1e-12), -1.0, 1.0))))
+
+
+def _elevation_excess(cam: np.ndarray, range_deg: tuple[float, float]) -> float:
+    """How far the camera's elevation lies outside ``range_deg``, in ELEVATION_SOFTNESS_DEG units."""
+    e = _camera_elevation_deg(cam)
+    return (max(0.0, e - range_deg[1]) + max(0.0, range_deg[0] - e)) / ELEVATION_SOFTNESS_DEG
+
+
 def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, float]:
     """Tracks averaged over ``window`` frames (NaN-aware) and their remaining noise."""
     T = uv.shape[0]
@@ -231,7 +244,9 @@ def fit_chain(
     scale: ScaleSpec | None = None,
     *,
     max_peel_frames: int = 60,
-    elevations_deg: tuple[float, ...] = (20.0,),
+    elevations_deg: tuple[float, ...] = (0.0, 45.0),
+    elevation_range_deg: tuple[float, float] = (0.0, 45.0),
+    elevation_prior: float = 3.0,
     smooth: float = 0.05,
     smooth_frames: int = 7,
     length_prior: float = 0.2,
@@ -245,7 +260,20 @@ def fit_chain(
     K: 3x3 intrinsics, or None for a pinhole with horizontal ``fov_deg``.
     scale: how to fix the scale (default: chain length 1.0 m).
     max_peel_frames: frames used by the initialisation. elevations_deg: initial camera
-    elevations tried (one full fit each; the lowest cost wins). smooth: angle smoothness
+    elevations tried (one full fit each). elevation_range_deg, elevation_prior: the
+    monocular fit is ambiguous (several camera/chain pairs reproject about equally well,
+    e.g. a camera far above the robot vs. one at its height), so the starts are ranked by
+    ``cost * (1 + elevation_prior * h**2)``, where h is how far the FINAL camera's
+    elevation above the base node (degrees, seen from the base) lies outside
+    ``elevation_range_deg``, in units of ``ELEVATION_SOFTNESS_DEG``. Why: people film a
+    cobot from about its height, and the camera is above the floor the base stands on;
+    a camera looking down from > 45° or up from below the base is rare. On the rendered
+    benchmark (13 oracle videos, true elevations 7..42°) the default starts (0°, 45°) with
+    this prior took the median 3D error from 0.231 to 0.222 of the chain length versus the
+    previous single 20° start, twin PCK unchanged (per video it is mixed: 5 better, 3
+    worse); the cost alone would pick a 45° start that ends ~80° above the robot. Each
+    start costs a full peel, so the fit takes about twice as long as with one start.
+    smooth: angle smoothness
     weight, in robot sizes (pixels) per radian of change between consecutive frames.
     length_prior: weight of the prior against links longer than their image length
     needs (``fit_core.bundle_adjust``), relative to the total reprojection cost.
@@ -300,8 +328,13 @@ def fit_chain(
                     f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}, "
                     f"peel {t1 - t0:.1f} s, adjust {time.perf_counter() - t1:.1f} s"
                 )
-            if best is None or cost < best[0]:
-                best = (cost, st)
+            score = cost * (1.0 + elevation_prior * _elevation_excess(st.cam, elevation_range_deg) ** 2)
+            if log is not None:
+                log.append(
+                    f"elevation {elev}: final camera elevation {_camera_elevation_deg(st.cam):.1f} deg, score {score:.1f}"
+                )
+            if best is None or score < best[0]:
+                best = (score, st)
     st = best[1]
     if flip_repair and np.any(np.bincount(st.jn)[:-1] == 2):
         with _limit_threads():

@@ -173,3 +173,20 @@ def test_bundle_adjust_jacobian_matches_finite_differences(monkeypatch):
         st, K, uv, nodes=[2, 3], free_cam=False, free_P=[2, 3], free_ax=[2], free_q=[1, 2], smooth_px_per_rad=3.0
     )
     assert len(checked) == 2 and max(checked) < 1e-5
+
+
+def test_elevation_prior_penalises_cameras_far_above_or_below_the_base():
+    from kinematics.camera import look_at
+    from kinematics.fit import ELEVATION_SOFTNESS_DEG, _camera_elevation_deg, _elevation_excess
+    from kinematics.fit_core import world_T_camera_to_cam
+
+    def cam_at(elev_deg: float) -> np.ndarray:
+        e = np.radians(elev_deg)
+        eye = 3.0 * np.array([np.cos(e) * 0.6, np.cos(e) * 0.8, np.sin(e)])
+        return world_T_camera_to_cam(look_at(eye, np.zeros(3)))
+
+    for elev in (-20.0, 10.0, 60.0):
+        assert _camera_elevation_deg(cam_at(elev)) == pytest.approx(elev, abs=1e-6)
+    assert _elevation_excess(cam_at(10.0), (0.0, 45.0)) == 0.0
+    assert _elevation_excess(cam_at(75.0), (0.0, 45.0)) == pytest.approx(30.0 / ELEVATION_SOFTNESS_DEG)
+    assert _elevation_excess(cam_at(-15.0), (0.0, 45.0)) == pytest.approx(15.0 / ELEVATION_SOFTNESS_DEG)
