@@ -244,7 +244,7 @@ def fit_chain(
     scale: ScaleSpec | None = None,
     *,
     max_peel_frames: int = 60,
-    elevations_deg: tuple[float, ...] = (0.0, 45.0),
+    elevations_deg: tuple[float, ...] = (20.0,),
     elevation_range_deg: tuple[float, float] = (0.0, 45.0),
     elevation_prior: float = 3.0,
     smooth: float = 0.05,
