@@ -108,7 +108,8 @@ def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = IMGSZ)
     )
     out = {}
     for i, name in m.names.items():
-        p, rc, ap50, ap = r.box.class_result(i) if i < len(r.box.ap_class_index) else (0, 0, 0, 0)
+        present = [int(c) for c in r.box.ap_class_index]
+        p, rc, ap50, ap = r.box.class_result(present.index(i)) if i in present else (0, 0, 0, 0)
         out[name] = {
             "precision": round(float(p), 4),
             "recall": round(float(rc), 4),
