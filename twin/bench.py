@@ -182,7 +182,7 @@ def _run_case(case, out: Path, detector, args) -> tuple[dict, dict]:
     else:
         reader = open_video(video, max_side=1280)
         info = reader.info
-        runs["real"] = run_pipeline(detect_stream(detector, reader), (info.width, info.height), K, args.fov)
+        runs["real"] = run_pipeline(detect_stream(detector, reader), (info.width, info.height), K, args.fov, args.conf)
         row["real"] = score(runs["real"], arrays)
         row["real"]["detect_track_fps"] = runs["real"].frames / runs["real"].observe_s if runs["real"].frames else None
     return row, runs

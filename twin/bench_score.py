@@ -34,7 +34,7 @@ class PathRun:
     timings: dict = field(default_factory=dict)
 
 
-def run_pipeline(dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: float = 60.0) -> PathRun:
+def run_pipeline(dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: float = 60.0, conf_threshold: float = 0.25) -> PathRun:
     from twin.pipeline import fit_observed, observe
 
     run = PathRun()
@@ -46,7 +46,7 @@ def run_pipeline(dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: f
 
     t0 = time.perf_counter()
     try:
-        run.observed = observe(counted(), image_size)
+        run.observed = observe(counted(), image_size, conf_threshold=conf_threshold)
     except TwinError as exc:
         run.error = f"{type(exc).__name__}: {exc}"
         return run

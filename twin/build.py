@@ -185,7 +185,7 @@ def build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     total = len(reader) if hasattr(reader, "__len__") else None
     bar = tqdm(total=total, desc="detect+track", unit="frame", disable=None)
-    observed = observe(detect_stream(detector, reader), (info.width, info.height), on_frame=lambda d: bar.update(1))
+    observed = observe(detect_stream(detector, reader), (info.width, info.height), on_frame=lambda d: bar.update(1), conf_threshold=args.conf)
     bar.close()
     timings["detect_track_s"] = time.perf_counter() - t0
     # twin.video has logged skipped corrupt frames and truncation, one warning line each

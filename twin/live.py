@@ -127,7 +127,7 @@ def run_live(args) -> int:
     if not first:
         raise VideoError(f"{src} gave no frames")
     h, w = first[0].image.shape[:2]
-    observed = observe(dets, (w, h))
+    observed = observe(dets, (w, h), conf_threshold=detector.conf)
     chain, fit = fit_observed(observed, fov_deg=args.fov)
     from kinematics.urdf import write_urdf
     from kinematics.urdf_names import sanitize_joint_names
@@ -135,7 +135,7 @@ def run_live(args) -> int:
     names = sanitize_joint_names(fit.model.joint_names)
     tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
     urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin")
-    solver = LiveSolver(fit)
+    solver = LiveSolver(fit, conf=detector.conf)
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
     writer = VideoWriter(out, fps, (2 * w, h)).open() if out else None
     n, t_loop = 0, 0.0

@@ -57,12 +57,16 @@ class BuildResult:
 
 
 def observe(
-    dets_iter: Iterable[Detections], image_size: tuple[int, int], on_frame: Callable[[Detections], None] | None = None
+    dets_iter: Iterable[Detections],
+    image_size: tuple[int, int],
+    on_frame: Callable[[Detections], None] | None = None,
+    conf_threshold: float = 0.25,
 ) -> Observed:
-    """Track joints over a stream of per-frame detections."""
+    """Track joints over a stream of per-frame detections (joints scored below
+    ``conf_threshold`` are ignored: pass the detector's own threshold)."""
     from kinematics.tracking import JointTracker
 
-    tracker = JointTracker(image_size)
+    tracker = JointTracker(image_size, conf_threshold=conf_threshold)
     kept: list[Detections] = []
     t0 = time.perf_counter()
     n = 0
