@@ -73,22 +73,41 @@ def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
 FINETUNE = dict(mosaic=0.0, lr0=0.002, lrf=0.1, warmup_epochs=0.0, close_mosaic=0, optimizer="AdamW")
 
 
+def _fitness(weights: Path) -> float:
+    """Validation fitness ultralytics stored in a (stripped) checkpoint (its mAP50-95)."""
+    import torch
+
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False)  # our own run's file
+    return float((ckpt.get("train_metrics") or {}).get("fitness") or ckpt.get("best_fitness") or 0.0)
+
+
 def stage_finetune(data: Path, run: Path, hours: float) -> Path:
     """Continue from the main run's last.pt without mosaic at a low learning rate.
 
     A time-boxed run ends before ultralytics' close_mosaic epochs; mosaic shows objects at
     half scale, so this stage adapts the model to full-scale robots and small joints.
+    Returns the better best.pt of the two runs by validation fitness.
     """
     from detection.train import train
 
     ft = run.parent / (run.name + "_finetune")
-    if (ft / "done").exists():
-        return ft / "weights" / "best.pt"
-    train(
-        str(data), str(run / "weights" / "last.pt"), IMGSZ, 10, hours, 16, 2, 0, str(ft.parent), ft.name, extra=FINETUNE
-    )
-    (ft / "done").write_text("ok\n")
-    return ft / "weights" / "best.pt"
+    if not (ft / "done").exists():
+        train(
+            str(data),
+            str(run / "weights" / "last.pt"),
+            IMGSZ,
+            10,
+            hours,
+            16,
+            2,
+            0,
+            str(ft.parent),
+            ft.name,
+            extra=FINETUNE,
+        )
+        (ft / "done").write_text("ok\n")
+    main_best, ft_best = run / "weights" / "best.pt", ft / "weights" / "best.pt"
+    return ft_best if ft_best.is_file() and _fitness(ft_best) >= _fitness(main_best) else main_best
 
 
 def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = IMGSZ) -> dict:
