@@ -24,7 +24,8 @@ from twin.errors import InputError, WeightsError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "cobot_yolo11n.onnx"
-DEFAULT_IMGSZ = 320
+DEFAULT_IMGSZ = 640  # measured: the shipped weights miss most joints of a 640x480 video at 320
+DEFAULT_CONF = 0.05  # joint scores of the shipped weights are low; the tracker rejects stray boxes
 
 
 def default_weights() -> Path:
@@ -82,7 +83,7 @@ class Detector:
         self,
         weights: str | os.PathLike | None = None,
         imgsz: int = DEFAULT_IMGSZ,
-        conf: float = 0.25,
+        conf: float = DEFAULT_CONF,
         iou: float = 0.5,
         backend: str = "auto",
         max_det: int = 100,

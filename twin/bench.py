@@ -43,7 +43,7 @@ QUICK_FLOORS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detection.detector import DEFAULT_IMGSZ
+    from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
 
     ap = argparse.ArgumentParser(
         prog="python -m twin.bench",
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--weights", default=None, help="detector weights .onnx/.pt (default: the shipped ones)")
     ap.add_argument("--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size (default %(default)s)")
     ap.add_argument(
-        "--conf", type=float, default=0.25, help="detector score threshold (default %(default)s, as twin.build)"
+        "--conf", type=float, default=DEFAULT_CONF, help="detector score threshold (default %(default)s, as twin.build)"
     )
     ap.add_argument(
         "--intrinsics",

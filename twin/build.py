@@ -22,7 +22,7 @@ from twin.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detection.detector import DEFAULT_IMGSZ
+    from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
 
     ap = argparse.ArgumentParser(
         prog="python -m twin.build",
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size in pixels (default %(default)s)"
     )
-    ap.add_argument("--conf", type=float, default=0.25, help="detection score threshold (default %(default)s)")
+    ap.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detection score threshold (default %(default)s)")
     ap.add_argument("--start", type=int, default=0, help="first frame to use (default 0)")
     ap.add_argument("--stop", type=int, default=None, help="frame to stop before (default: the end)")
     ap.add_argument("--stride", type=int, default=1, help="use every Nth frame (default 1)")
