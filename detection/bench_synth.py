@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
         specs = parse_robot_list(args.robots)
         idx = list(range(len(specs)))
-        warm = [(0, -1 - k, args.size, args.size, idx, [], 0.0, 0.0) for k in range(2 * args.workers)]
+        warm = [(0, 10**6 + k, args.size, args.size, idx, [], 0.0, 0.0) for k in range(2 * args.workers)]
         jobs = warm + [(0, i, args.size, args.size, idx, [], 0.0, 0.0) for i in range(args.images)]
         t0 = None
         n = 0

@@ -129,3 +129,27 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert cmd.split("&&")[-1].strip() in ci
     assert sys.executable
+
+
+def test_live_mirror_headless_on_the_example(tmp_path, capsys):
+    """--live: fit from the first 2 s, then solve frame by frame; one output frame per input frame."""
+    from twin.mirror import main as mirror_main
+    from twin.video import open_video
+
+    out = tmp_path / "live.mp4"
+    rc = mirror_main(
+        [
+            "--live",
+            str(ROOT / "examples" / "kinova_demo.mp4"),
+            "--headless",
+            "-o",
+            str(out),
+            "--fit-seconds",
+            "2",
+            "--max-frames",
+            "100",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "live:" in capsys.readouterr().out
+    assert len(list(open_video(out))) == 100

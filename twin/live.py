@@ -91,7 +91,7 @@ def run_live(args) -> int:
     from twin.atomic import prepare_output
     from twin.mirror import Mirror, open_overlay_window
     from twin.pipeline import fit_observed, observe
-    from twin.render_twin import draw_overlay, side_by_side
+    from twin.render_twin import draw_overlay, scale_intrinsics, side_by_side
     from twin.video import VideoWriter, open_video
 
     src = str(args.live)
@@ -154,9 +154,9 @@ def run_live(args) -> int:
                     project(fit.K, fit.world_T_camera, mirror.joint_positions()),
                     f"live frame {fr.index}",
                 )
-                img = side_by_side(
-                    left, np.ascontiguousarray(mirror.render(fit.K, fit.world_T_camera, w, h)[..., ::-1])
-                )
+                rw, rh = max(2, w // 2), max(2, h // 2)  # the twin at half size: TinyRenderer cost grows with pixels
+                twin = mirror.render(scale_intrinsics(fit.K, rw / w), fit.world_T_camera, rw, rh)[..., ::-1]
+                img = side_by_side(left, np.ascontiguousarray(twin))
                 if writer is not None:
                     writer.write(img)
                 if overlay:
