@@ -218,6 +218,18 @@ def _remove_stale(folder: Path, candidates: set[str]) -> None:
             pass
 
 
+def write_meshes(folder: Path, meshes: dict[str, bytes]) -> None:
+    """Write ``meshes`` (relative path -> STL bytes) under ``folder``; names are content-hashed,
+    so a file that already holds the same bytes is left alone."""
+    from twin.atomic import write_bytes_atomic
+
+    (folder / MESH_DIR).mkdir(exist_ok=True)
+    for rel, data in meshes.items():
+        target = folder / rel
+        if not (target.is_file() and target.read_bytes() == data):
+            write_bytes_atomic(target, data)
+
+
 def write_urdf(
     model: ChainModel,
     path: str | os.PathLike,
@@ -230,18 +242,14 @@ def write_urdf(
     Raises ``OutputError`` if ``path`` exists and ``force`` is False, ``ChainError`` if the
     model cannot be written (non-rigid origins, non-finite numbers).
     """
-    from twin.atomic import prepare_output, write_bytes_atomic, write_text_atomic
+    from twin.atomic import prepare_output, write_text_atomic
 
     path = prepare_output(path, force)
     text, meshes = build_urdf(model, robot_name, density_kg_m3)
     folder = path.parent
     old_refs = _mesh_refs(path) if path.exists() else set()
     try:
-        (folder / MESH_DIR).mkdir(exist_ok=True)
-        for rel, data in meshes.items():
-            target = folder / rel
-            if not (target.is_file() and target.read_bytes() == data):
-                write_bytes_atomic(target, data)
+        write_meshes(folder, meshes)
         write_text_atomic(path, text)
     except OSError as exc:
         raise OutputError(f"cannot write {path} or its meshes: {exc.strerror}; choose another output folder") from exc

@@ -168,9 +168,9 @@ def write_twin(
     moment between the two renames could). Stale meshes are removed last. ``observed``:
     see :func:`motion_of`.
     """
-    from kinematics.urdf import MESH_DIR, _mesh_refs, _own_mesh_files, _remove_stale, build_urdf
+    from kinematics.urdf import _mesh_refs, _own_mesh_files, _remove_stale, build_urdf, write_meshes
     from kinematics.urdf_names import sanitize_joint_names, sanitize_robot_name
-    from twin.atomic import atomic_path, prepare_output, write_bytes_atomic
+    from twin.atomic import atomic_path, prepare_output
 
     out_urdf = prepare_output(out_urdf, force)
     motion_path = prepare_output(motion_path_for(out_urdf), force)
@@ -180,11 +180,7 @@ def write_twin(
     folder = out_urdf.parent
     old_refs = _mesh_refs(out_urdf) if out_urdf.exists() else set()
     try:
-        (folder / MESH_DIR).mkdir(exist_ok=True)
-        for rel, data in meshes.items():
-            target = folder / rel
-            if not (target.is_file() and target.read_bytes() == data):
-                write_bytes_atomic(target, data)
+        write_meshes(folder, meshes)
         # Both temp files are written, then renamed (motion, URDF) on leaving the block.
         with signals_deferred(), atomic_path(out_urdf) as urdf_tmp, atomic_path(motion_path) as motion_tmp:
             urdf_tmp.write_text(text, encoding="utf-8")
