@@ -31,6 +31,7 @@ import os
 import re
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -236,23 +237,30 @@ def write_urdf(
     robot_name: str = "twin",
     force: bool = False,
     density_kg_m3: float = DEFAULT_DENSITY_KG_M3,
+    companions: Mapping[str | os.PathLike, str] | None = None,
 ) -> Path:
     """Write ``path`` (URDF) and its meshes under ``meshes/`` beside it; return ``path``.
 
-    Raises ``OutputError`` if ``path`` exists and ``force`` is False, ``ChainError`` if the
+    ``companions`` (path -> text, e.g. the motion file) are written in one set with the
+    URDF (twin.atomic.write_texts_together): meshes first (content-hashed names never
+    overwrite the old URDF's), then every text file under a temporary name, then the
+    renames with interrupts held; stale meshes are removed last.
+    Raises ``OutputError`` if an output exists and ``force`` is False, ``ChainError`` if the
     model cannot be written (non-rigid origins, non-finite numbers).
     """
-    from twin.atomic import prepare_output, write_text_atomic
+    from twin.atomic import prepare_output, write_texts_together
 
     path = prepare_output(path, force)
+    extra = {prepare_output(p, force): text for p, text in (companions or {}).items()}
     text, meshes = build_urdf(model, robot_name, density_kg_m3)
     folder = path.parent
     old_refs = _mesh_refs(path) if path.exists() else set()
     try:
         write_meshes(folder, meshes)
-        write_text_atomic(path, text)
+        write_texts_together({path: text, **extra})
     except OSError as exc:
-        raise OutputError(f"cannot write {path} or its meshes: {exc.strerror}; choose another output folder") from exc
+        names = " or ".join(str(p) for p in (path, *extra))
+        raise OutputError(f"cannot write {names} or its meshes: {exc.strerror}; choose another output folder") from exc
     robot = sanitize_robot_name(robot_name)
     _remove_stale(folder, (old_refs | _own_mesh_files(folder, robot)) - set(meshes))
     return path

@@ -256,7 +256,7 @@ def test_interrupted_write_keeps_the_old_urdf_whole(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(twin.atomic, "write_text_atomic", interrupted)
+    monkeypatch.setattr(twin.atomic, "write_texts_together", interrupted)  # the URDF text write
     with pytest.raises(KeyboardInterrupt):
         write_urdf(ur5_model(), path, force=True)
     assert path.read_bytes() == before

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from twin.errors import OutputError
@@ -51,6 +53,40 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_deferred(signums: tuple[int, ...] = DEFERRED_SIGNALS) -> Iterator[None]:
+    """Hold ``signums`` while the block runs (main thread only), then deliver what arrived."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {}
+    for signum in signums:
+        handler = signal.signal(signum, lambda n, _frame: arrived.append(n))
+        previous[signum] = signal.SIG_DFL if handler is None else handler
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
+
+
+def write_texts_together(files: Mapping[os.PathLike, str]) -> None:
+    """Write several text files as one set: all under temporary names first, then renamed
+    back to back (last given, first renamed) with SIGINT/SIGTERM/SIGHUP held until every
+    rename is done. An interrupt leaves the old set or the new one, never a mix (only
+    SIGKILL or a power cut in the moment between two renames could)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(signals_deferred())
+        for path, text in files.items():
+            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

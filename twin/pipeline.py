@@ -1,25 +1,20 @@
 """The build pipeline as functions: detections -> tracks -> chain -> fit -> URDF + motion.
 
-``twin.build`` is the CLI around :func:`build_twin`; the benchmark calls the same
+``twin.build`` is the CLI around these functions; the benchmark calls the same
 functions with oracle detections to tell detection error from fitting error.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from detection.detections import COBOT, JOINT, LINK, Detections
-from twin.errors import NoRobotError, OutputError
-
-DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+from twin.errors import NoRobotError
 
 
 @dataclass
@@ -31,29 +26,6 @@ class Observed:
     tracks: object  # kinematics.tracks.JointTracks
     frames_read: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class BuildResult:
-    fit: object  # kinematics.fit.FitResult
-    chain: object  # kinematics.tracks.Chain
-    observed: Observed
-    urdf: Path | None = None
-    motion: Path | None = None
-    timings_s: dict = field(default_factory=dict)
-
-    def summary(self) -> str:
-        fit = self.fit
-        res = fit.residual_px[np.isfinite(fit.residual_px)]
-        solved = int(np.isfinite(fit.q).all(axis=1).sum())
-        lines = [
-            f"joints found: {fit.model.n_nodes} keypoints, {fit.model.n_joints} revolute joints in the URDF",
-            f"frames used: {solved} of {self.observed.frames_read} read",
-            f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, 95th percentile {np.percentile(res, 95) if len(res) else float('nan'):.2f} px",
-        ]
-        if self.urdf:
-            lines.append(f"wrote {self.urdf}, its meshes/ and {self.motion}")
-        return "\n".join(lines)
 
 
 def observe(
@@ -120,7 +92,7 @@ def seen_in_frames(observed: Observed, tracks, nodes) -> np.ndarray:
         d = by_frame.get(int(f))
         if d is None or not len(d):
             continue
-        centres = 0.5 * (d.xyxy[:, :2] + d.xyxy[:, 2:])
+        centres = d.centers
         half = 0.5 * np.maximum(d.xyxy[:, 2] - d.xyxy[:, 0], d.xyxy[:, 3] - d.xyxy[:, 1])
         with np.errstate(invalid="ignore"):
             dist = np.linalg.norm(uv[r][:, None, :] - centres[None], axis=2)
@@ -160,56 +132,21 @@ def write_twin(
 ) -> tuple[Path, Path]:
     """Write OUT.urdf (+ meshes/) and OUT.motion.json as one set; return their paths.
 
-    Everything is written under temporary names first (meshes carry a hash of their bytes,
-    so they never overwrite the meshes the old URDF uses); then the URDF and the motion
-    file are renamed into place back to back, with SIGINT/SIGTERM/SIGHUP held until both
-    renames are done. So Ctrl-C or a kill leaves the old set or the new one, never a new
-    URDF beside an old or missing motion file (only SIGKILL or a power cut in the
-    moment between the two renames could). Stale meshes are removed last. ``observed``:
-    see :func:`motion_of`.
+    kinematics.urdf.write_urdf writes the motion file as the URDF's companion: everything
+    under temporary names first, then both renamed back to back with SIGINT/SIGTERM/SIGHUP
+    held, so Ctrl-C or a kill leaves the old set or the new one, never a new URDF beside an
+    old or missing motion file. ``observed``: see :func:`motion_of`.
     """
-    from kinematics.urdf import _mesh_refs, _own_mesh_files, _remove_stale, build_urdf, write_meshes
-    from kinematics.urdf_names import sanitize_joint_names, sanitize_robot_name
-    from twin.atomic import atomic_path, prepare_output
+    from kinematics.urdf import write_urdf
+    from kinematics.urdf_names import sanitize_joint_names
+    from twin.atomic import prepare_output
 
     out_urdf = prepare_output(out_urdf, force)
     motion_path = prepare_output(motion_path_for(out_urdf), force)
     joint_names = sanitize_joint_names(fit.model.joint_names)
     motion = motion_of(fit, chain, out_urdf.name, video_info, joint_names, observed)
-    text, meshes = build_urdf(fit.model, robot_name)
-    folder = out_urdf.parent
-    old_refs = _mesh_refs(out_urdf) if out_urdf.exists() else set()
-    try:
-        write_meshes(folder, meshes)
-        # Both temp files are written, then renamed (motion, URDF) on leaving the block.
-        with signals_deferred(), atomic_path(out_urdf) as urdf_tmp, atomic_path(motion_path) as motion_tmp:
-            urdf_tmp.write_text(text, encoding="utf-8")
-            motion_tmp.write_text(motion.to_json(), encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write {out_urdf} or {motion_path}: {exc.strerror}; choose another -o") from exc
-    robot = sanitize_robot_name(robot_name)
-    _remove_stale(folder, (old_refs | _own_mesh_files(folder, robot)) - set(meshes))
+    write_urdf(fit.model, out_urdf, robot_name, force=True, companions={motion_path: motion.to_json()})
     return out_urdf, motion_path
-
-
-@contextlib.contextmanager
-def signals_deferred(signums: tuple[int, ...] = DEFERRED_SIGNALS) -> Iterator[None]:
-    """Hold ``signums`` while the block runs (main thread only), then deliver what arrived."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    arrived: list[int] = []
-    previous = {}
-    for signum in signums:
-        handler = signal.signal(signum, lambda n, _frame: arrived.append(n))
-        previous[signum] = signal.SIG_DFL if handler is None else handler
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(arrived):
-            signal.raise_signal(signum)
 
 
 def motion_path_for(out_urdf: Path) -> Path:
