@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import networkx as nx
 import numpy as np
 
 from twin.cli import run_cli
@@ -26,20 +25,6 @@ def _diag(seq) -> np.ndarray:
     return diag
 
 
-def _direct_chain(seq, noise_px: float, miss_rate: float, seed: int):
-    from kinematics.tracks import Chain, JointTracks
-
-    rng = np.random.default_rng(seed + 1000)
-    uv = seq.uv_true + rng.normal(0, noise_px, seq.uv_true.shape)
-    uv[~seq.visible | (rng.random(seq.visible.shape) < miss_rate)] = np.nan
-    T, N, _ = uv.shape
-    tracks = JointTracks(uv, np.isfinite(uv[..., 0]).astype(float), np.arange(T), seq.t, np.arange(N), seq.image_size)
-    g = nx.DiGraph()
-    g.add_nodes_from(range(N))
-    g.add_edges_from((k, k + 1) for k in range(N - 1))
-    return Chain(tracks, g)
-
-
 def run_one(
     model_name: str,
     seed: int,
@@ -52,7 +37,7 @@ def run_one(
 ) -> dict:
     from kinematics.fit import fit_chain
     from kinematics.metrics import error_3d, joint_count_ok, twin_pck
-    from kinematics.synthetic_chain import make_sequence, panda_like_model, ur5_like_model
+    from kinematics.synthetic_chain import chain_from_truth, make_sequence, panda_like_model, ur5_like_model
 
     model = {"ur5": ur5_like_model, "panda": panda_like_model}[model_name]()
     seq = make_sequence(
@@ -60,7 +45,7 @@ def run_one(
     )
     t0 = time.perf_counter()
     if direct:
-        chain = _direct_chain(seq, noise_px, miss_rate, seed)
+        chain = chain_from_truth(seq, noise_px, miss_rate, seed + 1000)
     else:
         from kinematics.chain import build_chain
         from kinematics.tracking import track_joints

@@ -381,3 +381,21 @@ def make_sequence(
         else:
             dets.append(Detections.empty(i, float(t[i])))
     return SyntheticSequence(dets, uv, visible, q, model, K, world_T_camera, t, (W, H), xyz, false_uv)
+
+
+def chain_from_truth(seq: SyntheticSequence, noise_px: float = 0.0, miss_rate: float = 0.0, seed: int = 0):
+    """A ``Chain`` straight from the sequence's true keypoints (nodes in true order, unseen
+    ones NaN) with Gaussian pixel noise and random misses: the fit's input without tracking."""
+    import networkx as nx
+
+    from kinematics.tracks import Chain, JointTracks
+
+    rng = np.random.default_rng(seed)
+    uv = seq.uv_true + rng.normal(0, noise_px, seq.uv_true.shape)
+    uv[~seq.visible | (rng.random(seq.visible.shape) < miss_rate)] = np.nan
+    T, N, _ = uv.shape
+    tracks = JointTracks(uv, np.isfinite(uv[..., 0]).astype(float), np.arange(T), seq.t, np.arange(N), seq.image_size)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(N))
+    g.add_edges_from((k, k + 1) for k in range(N - 1))
+    return Chain(tracks, g)

@@ -10,21 +10,13 @@ import pytest
 
 from kinematics.fit import FitResult, ScaleSpec, fit_chain, solve_frame
 from kinematics.metrics import error_3d, joint_count_ok, twin_pck
-from kinematics.synthetic_chain import make_sequence, panda_like_model, ur5_like_model
-from kinematics.tracks import Chain, JointTracks
+from kinematics.synthetic_chain import chain_from_truth, make_sequence, panda_like_model, ur5_like_model
+from kinematics.tracks import Chain
 from twin.errors import FitError
 
 
 def chain_from(seq, noise_px: float = 0.0, miss_rate: float = 0.0, seed: int = 0) -> Chain:
-    rng = np.random.default_rng(seed)
-    uv = seq.uv_true + rng.normal(0, noise_px, seq.uv_true.shape)
-    uv[~seq.visible | (rng.random(seq.visible.shape) < miss_rate)] = np.nan
-    T, N, _ = uv.shape
-    tracks = JointTracks(uv, np.isfinite(uv[..., 0]).astype(float), np.arange(T), seq.t, np.arange(N), seq.image_size)
-    g = nx.DiGraph()
-    g.add_nodes_from(range(N))
-    g.add_edges_from((k, k + 1) for k in range(N - 1))
-    return Chain(tracks, g)
+    return chain_from_truth(seq, noise_px, miss_rate, seed)
 
 
 def link_ratios(positions: np.ndarray) -> np.ndarray:
@@ -109,7 +101,7 @@ def test_too_little_input_raises_fit_error():
         fit_chain(chain_from(seq), K=seq.K)
     seq = make_sequence(ur5_like_model(), n_frames=20, seed=0)
     ch = chain_from(seq)
-    one = Chain(ch.tracks.select([0]), nx.DiGraph([(0, 0)]) if False else _single())
+    one = Chain(ch.tracks.select([0]), _single())
     with pytest.raises(FitError, match="at least 2 keypoint nodes"):
         fit_chain(one, K=seq.K)
     branched = nx.DiGraph([(0, 1), (1, 2), (1, 3), (3, 4), (4, 5)])
