@@ -27,6 +27,7 @@ class RobotChainInfo:
     label_groups: list[list[int]]  # indices into joint_index, one list per keypoint
     body_of_link: dict[int, int]  # PyBullet link index (-1 base) -> body index 0..J
     group_bodies: list[set[int]]  # per keypoint: bodies its joints connect
+    chain_length_m: float = 0.0  # sum of distances between consecutive keypoints at q = 0
 
     @property
     def n_keypoints(self) -> int:
@@ -91,6 +92,8 @@ def analyse_robot(p, body_id: int, rng: np.random.Generator | None = None) -> Ro
         for j, v in zip(chain, q, strict=True):
             p.resetJointState(body_id, j, v)
         pos = np.array([p.getLinkState(body_id, j, computeForwardKinematics=True)[4] for j in chain])
+        if k == 0:
+            pos_zero = pos
         close &= np.linalg.norm(pos[:, None] - pos[None], axis=2) < COLOCATED_M
     for j, v in zip(chain, saved, strict=True):
         p.resetJointState(body_id, j, v)
@@ -102,7 +105,9 @@ def analyse_robot(p, body_id: int, rng: np.random.Generator | None = None) -> Ro
             groups.append([i])
     group_bodies = [{b for i in g for b in (i, i + 1)} for g in groups]
     names = [infos[j][1].decode() for j in chain]
-    return RobotChainInfo(body_id, np.array(chain), names, lower, upper, groups, body_of_link, group_bodies)
+    kp_zero = pos_zero[[g[0] for g in groups]]
+    length = float(np.linalg.norm(np.diff(kp_zero, axis=0), axis=1).sum())
+    return RobotChainInfo(body_id, np.array(chain), names, lower, upper, groups, body_of_link, group_bodies, length)
 
 
 def keypoints_world(p, info: RobotChainInfo) -> np.ndarray:

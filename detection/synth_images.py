@@ -10,6 +10,7 @@ import numpy as np
 
 from detection.augment import random_augment
 from detection.backgrounds import random_background
+from detection.randomize import random_scene
 from detection.robots import RobotSpec
 from detection.scene import RenderedFrame, SceneParams, SceneRenderer
 
@@ -59,7 +60,7 @@ def robot_facts(r: SceneRenderer) -> tuple[list[float], list[int], list[tuple[np
     return reach, nb, limits
 
 
-def gt_frame(sp: SceneParams, frame: RenderedFrame, renderer: SceneRenderer, index: int = 0, t: float = 0.0) -> dict:
+def gt_frame(sp: SceneParams, frame: RenderedFrame, index: int = 0, t: float = 0.0) -> dict:
     """One ``frames[]`` entry of twin-gt/1 (docs/ground_truth.md)."""
     robots = []
     for r, lab, kp in zip(sp.robots, frame.labels, frame.keypoints_world, strict=True):
@@ -80,7 +81,7 @@ def gt_frame(sp: SceneParams, frame: RenderedFrame, renderer: SceneRenderer, ind
     }
 
 
-def gt_robots(sp: SceneParams, renderer: SceneRenderer, reach: list[float]) -> list[dict]:
+def gt_robots(sp: SceneParams, renderer: SceneRenderer) -> list[dict]:
     """The ``robots`` header of twin-gt/1 for the robots placed in ``sp``."""
     from detection.robots import resolved_urdf
 
@@ -99,25 +100,10 @@ def gt_robots(sp: SceneParams, renderer: SceneRenderer, reach: list[float]) -> l
                 "joint_names": info.joint_names,
                 "keypoints": info.keypoint_names,
                 "label_groups": info.label_groups,
-                "chain_length_m": _chain_length(renderer, r.index),
+                "chain_length_m": round(info.chain_length_m, 6),
             }
         )
     return out
-
-
-def _chain_length(renderer: SceneRenderer, i: int) -> float:
-    cache = renderer.__dict__.setdefault("_chain_len", {})
-    if i not in cache:
-        from detection.robot_chain import keypoints_world, set_q
-
-        w = renderer.world(i)
-        body, info = w.bodies[0], w.infos[0]
-        saved = [w.p.getJointState(body, int(j))[0] for j in info.joint_index]
-        set_q(w.p, info, np.zeros(len(info.joint_index)))
-        kp = keypoints_world(w.p, info)
-        set_q(w.p, info, np.array(saved))
-        cache[i] = round(float(np.linalg.norm(np.diff(kp, axis=0), axis=1).sum()), 6)
-    return cache[i]
 
 
 # ---- worker side -------------------------------------------------------------------------
@@ -146,8 +132,6 @@ def split_of(seed: int, index: int, val: float, test: float) -> str:
 
 def render_one(args: tuple) -> Sample:
     """Render image ``index`` (a pure function of seed and index)."""
-    from detection.scene import RenderedFrame  # noqa: F401
-
     seed, index, width, height, train_idx, test_idx, val, test = args
     if _INIT_ERROR is not None:
         raise _INIT_ERROR
@@ -157,7 +141,7 @@ def render_one(args: tuple) -> Sample:
     split = split_of(seed, index, val, test)
     rng = np.random.default_rng([seed, index])
     pool = test_idx if (split == "test" and test_idx) else train_idx
-    sp = _random_scene(rng, pool, reach, nb, limits, width, height)
+    sp = random_scene(rng, pool, reach, nb, limits, width, height)
     frame = r.render(sp)
     image = compose(rng, frame)
     cls = np.concatenate([lab.cls for lab in frame.labels]) if frame.labels else np.zeros(0, np.int64)
@@ -166,23 +150,21 @@ def render_one(args: tuple) -> Sample:
         "format": "twin-gt/1",
         "image": {"width": width, "height": height},
         "K": np.round(sp.K, 9).tolist(),
-        "robots": gt_robots(sp, r, reach),
-        "frames": [gt_frame(sp, frame, r)],
+        "robots": gt_robots(sp, r),
+        "frames": [gt_frame(sp, frame)],
     }
     return Sample(index, split, image, cls, xyxy, gt)
 
 
-def _random_scene(rng, pool, reach, nb, limits, width, height):
-    from detection.randomize import random_scene
-
-    return random_scene(rng, pool, reach, nb, limits, width, height)
+def composite(frame: RenderedFrame, background: np.ndarray) -> np.ndarray:
+    """``background`` (BGR, the frame's size) behind the frame's empty pixels."""
+    return np.where(frame.empty[..., None], background, frame.rgb)
 
 
 def compose(rng: np.random.Generator, frame: RenderedFrame, augment: bool = True) -> np.ndarray:
-    """Background behind the empty pixels, then the paper's augmentations."""
+    """A random background behind the empty pixels, then the paper's augmentations."""
     h, w = frame.empty.shape
-    bg = random_background(rng, h, w)
-    img = np.where(frame.empty[..., None], bg, frame.rgb)
+    img = composite(frame, random_background(rng, h, w))
     return random_augment(img, rng) if augment else img
 
 

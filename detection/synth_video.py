@@ -65,10 +65,11 @@ def render_video(
     """Render ``out`` (.mp4) and ``out``.gt.json; returns both paths."""
     from tqdm import tqdm
 
+    from detection.backgrounds import random_background
     from detection.randomize import random_scene
     from detection.robots import parse_robot_list
     from detection.scene import PlacedThing, SceneRenderer
-    from detection.synth_images import compose, gt_frame, gt_robots, robot_facts
+    from detection.synth_images import composite, gt_frame, gt_robots, robot_facts
     from detection.trajectory import smooth_trajectory
     from kinematics.camera import look_at
     from twin.atomic import prepare_output, write_text_atomic
@@ -94,7 +95,7 @@ def render_video(
         sp.world_T_camera, target = frame_working_volume(r, sp, q, rng)
         eye0 = sp.world_T_camera[:3, 3].copy()
         walker_rgba = np.r_[rng.uniform(0.1, 0.9, 3), 1.0]
-        bg_rng = np.random.default_rng([seed, 0xB6])
+        background = random_background(np.random.default_rng([seed, 0xB6]), height, width)  # one for the video
         header = None
         gt_frames = []
         with VideoWriter(out, fps, size) as writer:
@@ -117,11 +118,11 @@ def render_video(
                         else []
                     )
                 frame = r.render(sp)
-                image = compose(np.random.default_rng([seed, 0xB6]), frame, augment=False)
+                image = composite(frame, background)
                 writer.write(image)
                 if header is None:
-                    header = gt_robots(sp, r, reach)
-                gt_frames.append(gt_frame(sp, frame, r, i, float(t[i])))
+                    header = gt_robots(sp, r)
+                gt_frames.append(gt_frame(sp, frame, i, float(t[i])))
             gt = {
                 "format": "twin-gt/1",
                 "video": {"path": out.name, "fps": fps, "width": width, "height": height, "frame_count": frames},
@@ -130,7 +131,6 @@ def render_video(
                 "frames": gt_frames,
             }
             write_text_atomic(gt_path, json.dumps(gt, separators=(",", ":")))
-        del bg_rng
     finally:
         r.close()
     return out, gt_path
