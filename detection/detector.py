@@ -28,6 +28,18 @@ DEFAULT_IMGSZ = 640  # measured: the shipped weights miss most joints of a 640x4
 DEFAULT_CONF = 0.05  # joint scores of the shipped weights are low; the tracker rejects stray boxes
 
 
+def add_detector_arguments(parser, conf: bool = True) -> None:
+    """The detector options every CLI that runs it shares: --weights, --imgsz (and --conf)."""
+    parser.add_argument("--weights", default=None, help="detector weights (.onnx or .pt); default: the shipped ones")
+    parser.add_argument(
+        "--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size in pixels (default %(default)s)"
+    )
+    if conf:
+        parser.add_argument(
+            "--conf", type=float, default=DEFAULT_CONF, help="detection score threshold (default %(default)s)"
+        )
+
+
 def default_weights() -> Path:
     """The shipped weights (``$TWIN_WEIGHTS`` overrides)."""
     return Path(os.environ.get("TWIN_WEIGHTS") or DEFAULT_WEIGHTS)

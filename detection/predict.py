@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ, Detector
+from detection.detector import Detector, add_detector_arguments
 from detection.draw import draw_detections
 from twin.cli import add_debug_flag, run_cli
 from twin.errors import InputError
@@ -31,9 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "-o", "--output", required=True, help="annotated output (.mp4 for videos, an image file for images)"
     )
-    ap.add_argument("--weights", default=None, help="detector weights (.onnx or .pt); default: the shipped ones")
-    ap.add_argument("--imgsz", type=int, default=DEFAULT_IMGSZ, help="inference size in pixels (default %(default)s)")
-    ap.add_argument("--conf", type=float, default=DEFAULT_CONF, help="score threshold (default %(default)s)")
+    add_detector_arguments(ap)
     ap.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_debug_flag(ap)
     return ap

@@ -43,7 +43,7 @@ QUICK_FLOORS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
+    from detection.detector import add_detector_arguments
 
     ap = argparse.ArgumentParser(
         prog="python -m twin.bench",
@@ -58,11 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per video before length variation (default %(default)s; --quick: 60)",
     )
     ap.add_argument("--size", default="640x480", help="video size WxH pixels (default %(default)s; --quick: 320x240)")
-    ap.add_argument("--weights", default=None, help="detector weights .onnx/.pt (default: the shipped ones)")
-    ap.add_argument("--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size (default %(default)s)")
-    ap.add_argument(
-        "--conf", type=float, default=DEFAULT_CONF, help="detector score threshold (default %(default)s, as twin.build)"
-    )
+    add_detector_arguments(ap)
     ap.add_argument(
         "--intrinsics",
         choices=("true", "fov"),

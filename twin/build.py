@@ -22,7 +22,7 @@ from twin.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
+    from detection.detector import add_detector_arguments
 
     ap = argparse.ArgumentParser(
         prog="python -m twin.build",
@@ -35,11 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output URDF path, e.g. out/robot.urdf (OUT.motion.json and meshes/ go beside it)",
     )
-    ap.add_argument("--weights", default=None, help="detector weights (.onnx or .pt); default: the shipped ones")
-    ap.add_argument(
-        "--imgsz", type=int, default=DEFAULT_IMGSZ, help="detector image size in pixels (default %(default)s)"
-    )
-    ap.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detection score threshold (default %(default)s)")
+    add_detector_arguments(ap)
     ap.add_argument("--start", type=int, default=0, help="first frame to use (default 0)")
     ap.add_argument("--stop", type=int, default=None, help="frame to stop before (default: the end)")
     ap.add_argument("--stride", type=int, default=1, help="use every Nth frame (default 1)")
@@ -185,7 +181,12 @@ def build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     total = len(reader) if hasattr(reader, "__len__") else None
     bar = tqdm(total=total, desc="detect+track", unit="frame", disable=None)
-    observed = observe(detect_stream(detector, reader), (info.width, info.height), on_frame=lambda d: bar.update(1), conf_threshold=args.conf)
+    observed = observe(
+        detect_stream(detector, reader),
+        (info.width, info.height),
+        on_frame=lambda d: bar.update(1),
+        conf_threshold=args.conf,
+    )
     bar.close()
     timings["detect_track_s"] = time.perf_counter() - t0
     # twin.video has logged skipped corrupt frames and truncation, one warning line each

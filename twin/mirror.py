@@ -364,16 +364,21 @@ def replay_speed(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detection.detector import add_detector_arguments
+
     ap = argparse.ArgumentParser(
         prog="python -m twin.mirror", description="Replay a twin motion file on its URDF in PyBullet (GUI or headless)."
     )
     ap.add_argument("urdf", nargs="?", help="the twin's URDF (ROBOT.urdf); not needed with --live")
     ap.add_argument("--motion", help="the motion file (ROBOT.motion.json) to replay")
     live = ap.add_argument_group("live mode")
-    live.add_argument("--live", metavar="VIDEO|CAMERA_INDEX", help="detect, fit and mirror a video or camera as frames arrive")
-    live.add_argument("--fit-seconds", type=float, default=3.0, help="seconds of the stream used to fit the chain (default 3)")
-    live.add_argument("--weights", default=None, help="detector weights (default: the shipped ones)")
-    live.add_argument("--imgsz", type=int, default=640, help="detector image size (default 640)")
+    live.add_argument(
+        "--live", metavar="VIDEO|CAMERA_INDEX", help="detect, fit and mirror a video or camera as frames arrive"
+    )
+    live.add_argument(
+        "--fit-seconds", type=float, default=3.0, help="seconds of the stream used to fit the chain (default 3)"
+    )
+    add_detector_arguments(live, conf=False)
     live.add_argument("--fov", type=float, default=60.0, help="camera horizontal field of view, degrees (default 60)")
     ap.add_argument(
         "--video", help="the video to show beside the twin (default: the one the motion file names, if present)"
