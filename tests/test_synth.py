@@ -14,25 +14,13 @@ from detection.voc import read_voc
 from detection.yolo_format import read_yolo_label
 
 
+DATASET_ARGS = ["--robots", "ur5,panda", "--test-robots", "kuka_iiwa", "--images", "24", "--seed", "0"]
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "ds"
-    rc = synth_main(
-        [
-            "--robots",
-            "ur5,panda",
-            "--test-robots",
-            "kuka_iiwa",
-            "--images",
-            "24",
-            "-o",
-            str(out),
-            "--seed",
-            "0",
-            "--workers",
-            "2",
-        ]
-    )
+    rc = synth_main([*DATASET_ARGS, "-o", str(out), "--workers", "2"])
     assert rc == 0
     return out
 
@@ -106,25 +94,7 @@ def test_held_out_robot_only_in_test_split(dataset):
 
 def test_same_seed_gives_identical_labels(dataset, tmp_path):
     out = tmp_path / "again"
-    assert (
-        synth_main(
-            [
-                "--robots",
-                "ur5,panda",
-                "--test-robots",
-                "kuka_iiwa",
-                "--images",
-                "24",
-                "-o",
-                str(out),
-                "--seed",
-                "0",
-                "--workers",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert synth_main([*DATASET_ARGS, "-o", str(out), "--workers", "1"]) == 0
     for a in sorted((dataset / "labels").glob("*/*.txt")):
         b = out / a.relative_to(dataset)
         assert a.read_bytes() == b.read_bytes(), a.name
