@@ -13,7 +13,6 @@ from detection.synth import main as synth_main
 from detection.voc import read_voc
 from detection.yolo_format import read_yolo_label
 
-
 DATASET_ARGS = ["--robots", "ur5,panda", "--test-robots", "kuka_iiwa", "--images", "24", "--seed", "0"]
 
 
