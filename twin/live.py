@@ -89,7 +89,7 @@ def run_live(args) -> int:
     from detection.detector import Detector
     from detection.draw import draw_detections
     from twin.atomic import prepare_output
-    from twin.mirror import Mirror, open_overlay_window
+    from twin.mirror import Mirror, prepare_gui
     from twin.pipeline import fit_observed, observe
     from twin.render_twin import draw_overlay, scale_intrinsics, side_by_side
     from twin.video import VideoWriter, open_video
@@ -98,16 +98,7 @@ def run_live(args) -> int:
     if args.headless and not args.output:
         raise InputError("--live --headless needs -o side_by_side.mp4")
     out = prepare_output(args.output, args.force) if args.output else None
-    overlay = False
-    if not args.headless:
-        import os
-        import sys
-
-        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-            raise InputError(
-                "no display for the PyBullet GUI (DISPLAY is not set); add --headless -o OUT.mp4, or run under xvfb-run -a"
-            )
-        overlay = not args.no_overlay and open_overlay_window()
+    overlay = False if args.headless else prepare_gui(args.no_overlay)
     if src.isdigit():
         frames = camera_frames(int(src), args.max_frames)
         fps = 30.0

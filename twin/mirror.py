@@ -294,6 +294,17 @@ def open_overlay_window() -> bool:
         return False
 
 
+def prepare_gui(no_overlay: bool) -> bool:
+    """Check a display exists for the PyBullet GUI and open the OpenCV overlay window first
+    (it must exist before PyAV or the PyBullet GUI load, else Qt hangs). Returns whether the
+    overlay window is open."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise InputError(
+            "no display for the PyBullet GUI (DISPLAY is not set); run with --headless -o OUT.mp4, or under xvfb-run -a"
+        )
+    return not no_overlay and open_overlay_window()
+
+
 def run_gui(
     mirror: Mirror,
     motion: Motion,
@@ -433,14 +444,7 @@ def main_body(args: argparse.Namespace) -> int:
         raise InputError("--headless needs an output: -o side_by_side.mp4 and/or --plot joints.png")
     if args.screenshot and args.headless:
         raise InputError("--screenshot captures the GUI window; drop --headless (or use -o for a video)")
-    overlay = False
-    if not args.headless:
-        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-            raise InputError(
-                "no display for the PyBullet GUI (DISPLAY is not set); run with --headless -o OUT.mp4, or under xvfb-run -a"
-            )
-        # The OpenCV window must exist before PyAV or the PyBullet GUI load (else Qt hangs).
-        overlay = not args.no_overlay and open_overlay_window()
+    overlay = False if args.headless else prepare_gui(args.no_overlay)
     motion_path = Path(args.motion)
     motion = read_motion(motion_path)
     outputs = [prepare_output(x, args.force) for x in (args.output, args.plot, args.screenshot) if x]
