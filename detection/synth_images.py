@@ -83,8 +83,6 @@ def gt_frame(sp: SceneParams, frame: RenderedFrame, index: int = 0, t: float = 0
 
 def gt_robots(sp: SceneParams, renderer: SceneRenderer) -> list[dict]:
     """The ``robots`` header of twin-gt/1 for the robots placed in ``sp``."""
-    from detection.robots import resolved_urdf
-
     out = []
     for r in sp.robots:
         info = renderer.info(r.index)
@@ -95,7 +93,7 @@ def gt_robots(sp: SceneParams, renderer: SceneRenderer) -> list[dict]:
         out.append(
             {
                 "name": renderer.specs[r.index].name,
-                "urdf": str(resolved_urdf(renderer.specs[r.index])),
+                "urdf": str(renderer.world(r.index).urdf),
                 "world_T_base": np.round(T, 9).tolist(),
                 "joint_names": info.joint_names,
                 "keypoints": info.keypoint_names,
