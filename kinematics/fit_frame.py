@@ -24,11 +24,10 @@ def model_nodes_and_jac(model: ChainModel, q: np.ndarray) -> tuple[np.ndarray, n
         T = T @ axis_angle_matrix(model.axes[j], q[j])
     first = np.searchsorted(model.node_of_joint, np.arange(model.n_nodes))
     X = origin[first]
-    D = np.zeros((len(first), 3, J))
-    for k, fj in enumerate(first):
-        for j in range(fj):
-            D[k, :, j] = np.cross(waxis[j], X[k] - origin[j])
-    return X, D
+    # node k moves with joint j (j before the node's first joint) as waxis_j x (X_k - origin_j)
+    C = np.cross(waxis[None, :, :], X[:, None, :] - origin[None, :, :])  # (N, J, 3)
+    C[np.arange(J)[None, :] >= first[:, None]] = 0.0
+    return X, C.transpose(0, 2, 1)
 
 
 def solve_frame(
