@@ -25,6 +25,7 @@ from twin.errors import InputError, WeightsError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "cobot_yolo11n.onnx"
 DEFAULT_IMGSZ = 640  # measured: the shipped weights miss most joints of a 640x480 video at 320
+REGION_MIN_SIZE = 64  # px: the smallest network input detect_region uses
 DEFAULT_CONF = 0.05  # joint scores of the shipped weights are low; the tracker rejects stray boxes
 
 
@@ -185,6 +186,33 @@ class Detector:
             return self._detect_torch(img, frame_index, t)
         return self._detect_onnx([img], [(frame_index, t)])[0]
 
+    def detect_region(self, frame, region_xyxy, frame_index: int = 0, t: float = 0.0) -> Detections:
+        """Detections inside ``region_xyxy`` (pixels) of one frame, in frame coordinates.
+
+        The region is seen at the same pixel scale as ``detect`` sees the whole frame
+        (``imgsz / long side of the frame``), so objects keep their size for the network
+        and the cost falls with the region's area: the live mirror looks only around the
+        robot it is tracking. Boxes cut by the region's border are clipped to it.
+        """
+        frame_index = getattr(frame, "index", frame_index)
+        t = getattr(frame, "t", t)
+        img = self._as_image(frame)
+        H, W = img.shape[:2]
+        x0, y0, x1, y1 = (int(round(v)) for v in np.asarray(region_xyxy, float).reshape(4))
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise InputError(
+                f"region {list(region_xyxy)} lies outside the {W}x{H} frame; give x1 < x2, y1 < y2 inside it"
+            )
+        crop = np.ascontiguousarray(img[y0:y1, x0:x1])
+        scale = self.imgsz / max(H, W)
+        size = max(REGION_MIN_SIZE, int(np.ceil(max(x1 - x0, y1 - y0) * scale / 32.0)) * 32)
+        if self.backend == "torch":
+            d = self._detect_torch(crop, frame_index, t, size)
+        else:
+            d = self._detect_onnx([crop], [(frame_index, t)], size)[0]
+        return Detections(d.xyxy + np.float32([x0, y0, x0, y0]), d.conf, d.cls, d.frame, d.t)
+
     def detect_batch(self, frames: list) -> list[Detections]:
         """Detections for several frames of one size at once (ONNX: one batched run)."""
         if not frames:
@@ -206,8 +234,10 @@ class Detector:
         if buf:
             yield from self.detect_batch(buf)
 
-    def _detect_onnx(self, imgs: list[np.ndarray], meta: list[tuple[int, float]]) -> list[Detections]:
-        lbs = [letterbox(im, self.imgsz) for im in imgs]
+    def _detect_onnx(
+        self, imgs: list[np.ndarray], meta: list[tuple[int, float]], imgsz: int | None = None
+    ) -> list[Detections]:
+        lbs = [letterbox(im, imgsz or self.imgsz) for im in imgs]
         if self._fixed is not None:
             lbs = [_pad_to(lb, self._fixed) for lb in lbs]
         x = np.stack([lb[0] for lb in lbs])[..., ::-1].transpose(0, 3, 1, 2)
@@ -231,9 +261,15 @@ class Detector:
             results.append(Detections(boxes.astype(np.float32), scores[keep], cls[keep], fi, t))
         return results
 
-    def _detect_torch(self, img: np.ndarray, fi: int, t: float) -> Detections:
+    def _detect_torch(self, img: np.ndarray, fi: int, t: float, imgsz: int | None = None) -> Detections:
         r = self._yolo.predict(
-            img, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device="cpu", verbose=False
+            img,
+            imgsz=imgsz or self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            max_det=self.max_det,
+            device="cpu",
+            verbose=False,
         )[0]
         b = r.boxes
         return Detections(b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy().astype(np.int64), fi, t)

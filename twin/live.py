@@ -4,6 +4,12 @@ The chain is fitted from the first ``fit_seconds`` of the stream (twin.pipeline)
 as a URDF and loaded in PyBullet; from then on every frame's joint detections are matched
 to the twin's predicted keypoints (Hungarian, gated) and the angles are solved for that
 frame alone (kinematics.fit.solve_frame), warm-started from the previous frame.
+
+Speed: the detector looks only at the region around the twin's predicted joints
+(``Detector.detect_region``, same pixel scale as the whole frame; the whole frame every
+``FULL_FRAME_EVERY`` frames and whenever fewer than two joints matched), and decoding +
+detection run in a second thread (``twin.prefetch``) while this one solves, renders and
+writes the previous frame.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from scipy.optimize import linear_sum_assignment
 from detection.detections import JOINT, Detections
 from kinematics.camera import project
 from twin.errors import InputError, VideoError
+from twin.prefetch import Prefetch
+
+REGION_MARGIN = 0.12  # of the image diagonal, around the predicted joints (detect_region)
+LOST_SHARE = 0.75  # fewer matched keypoints than this share: try the fitted poses
+RELOCALIZE_POSES = 64  # fitted poses tried when the twin has lost the robot
+FULL_FRAME_EVERY = 30  # frames: look at the whole frame this often (a robot may enter elsewhere)
+LIVE_PRESET = "ultrafast"  # x264 preset of the live side-by-side video: encoding keeps up with the camera
 
 
 class LiveSolver:
@@ -32,17 +45,62 @@ class LiveSolver:
         )
         self.gate_frac, self.conf = gate_frac, conf
         self.diag = float(np.hypot(2 * fit.K[0, 2], 2 * fit.K[1, 2]))
+        self.matched = self.model.n_nodes
+        # poses seen while fitting: where to restart when the twin has lost the robot
+        rows = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // RELOCALIZE_POSES)]
+        self._poses = np.asarray(fit.q, float)[rows]
+        self._pose_uv = (
+            np.stack([project(self.K, self.world_T_camera, self.model.node_positions(q)) for q in self._poses])
+            if len(rows)
+            else np.zeros((0, self.model.n_nodes, 2))
+        )
 
     def predicted_uv(self) -> np.ndarray:
         return project(self.K, self.world_T_camera, self.model.node_positions(self.q))
 
-    def step(self, dets: Detections) -> tuple[np.ndarray, np.ndarray, float]:
-        """(q, matched node pixels (N, 2) NaN where unmatched, residual px) for one frame."""
-        from kinematics.fit import solve_frame
+    def region(self, image_size: tuple[int, int], margin: float = REGION_MARGIN) -> np.ndarray | None:
+        """(4,) xyxy pixels around the twin's predicted keypoints, grown by ``margin`` of the
+        image diagonal on every side (the robot moves and its links reach past the joints);
+        None when the prediction is not usable (then detect on the whole frame)."""
+        uv = self.predicted_uv()
+        uv = uv[np.isfinite(uv).all(axis=1)]
+        if len(uv) < 2:
+            return None
+        pad = margin * self.diag
+        w, h = image_size
+        box = np.r_[uv.min(axis=0) - pad, uv.max(axis=0) + pad]
+        box = np.clip(box, 0, [w, h, w, h])
+        if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+            return None
+        return box
 
-        pred = self.predicted_uv()
+    def step(self, dets: Detections) -> tuple[np.ndarray, np.ndarray, float]:
+        """(q, matched node pixels (N, 2) NaN where unmatched, residual px) for one frame.
+
+        When more than a quarter of the twin's keypoints find no detection, the twin has lost the
+        robot (a fast move, a bad frame): it restarts from the pose seen while fitting that
+        best explains this frame's joint detections."""
         joints = dets.of_class(JOINT)
         pts = joints.centers[joints.conf >= self.conf]
+        uv = self._match(self.predicted_uv(), pts)
+        if np.isfinite(uv[:, 0]).sum() < LOST_SHARE * self.model.n_nodes and len(pts) >= 2 and len(self._poses):
+            best = int(np.argmin([self._spread(p, pts) for p in self._pose_uv]))
+            if self._spread(self._pose_uv[best], pts) < self._spread(self.predicted_uv(), pts):
+                self.q = self._poses[best].copy()
+                uv = self._match(self.predicted_uv(), pts)
+        q, res = self._solve(uv)
+        self.matched = int(np.isfinite(uv[:, 0]).sum())
+        return q, uv, res
+
+    def _spread(self, pred: np.ndarray, pts: np.ndarray) -> float:
+        """How badly keypoints ``pred`` explain detections ``pts``: mean distance to the nearest
+        one, capped at the gate (px)."""
+        gate = self.gate_frac * self.diag
+        d = np.linalg.norm(pred[:, None] - pts[None], axis=2).min(axis=1)
+        return float(np.mean(np.minimum(np.nan_to_num(d, nan=gate), gate)))
+
+    def _match(self, pred: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """(N, 2) the detection assigned to each predicted keypoint (Hungarian, gated), NaN if none."""
         uv = np.full_like(pred, np.nan)
         if len(pts):
             cost = np.linalg.norm(pred[:, None] - pts[None], axis=2)
@@ -52,12 +110,34 @@ class LiveSolver:
             for r, c in zip(rows, cols, strict=True):
                 if cost[r, c] <= gate:
                     uv[r] = pts[c]
+        return uv
+
+    def _solve(self, uv: np.ndarray) -> tuple[np.ndarray, float]:
+        from kinematics.fit import solve_frame
+
         if np.isfinite(uv[:, 0]).sum() >= 2:
             q, res = solve_frame(self.model, self.K, self.world_T_camera, uv, self.q)
             self.q = q
         else:
             res = float("nan")
-        return self.q.copy(), uv, res
+        return self.q.copy(), res
+
+
+class _Focus:
+    """Where the detector looks next (xyxy pixels, None: the whole frame); the main thread
+    sets it after each solved frame, the detection thread reads it."""
+
+    def __init__(self, region: np.ndarray | None):
+        self.region = region
+
+
+def _detected(frames, detector, focus: _Focus, limit: int | None) -> Iterator:
+    """(frame, Detections) for each frame, detected in ``focus.region`` when one is set."""
+    for k, fr in enumerate(frames):
+        if limit is not None and k >= limit:
+            return
+        region = focus.region
+        yield fr, (detector.detect(fr) if region is None else detector.detect_region(fr, region))
 
 
 def camera_frames(index: int, max_frames: int | None = None) -> Iterator:
@@ -127,8 +207,9 @@ def run_live(args) -> int:
     tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
     urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin")
     solver = LiveSolver(fit, conf=detector.conf)
+    focus = _Focus(solver.region((w, h)))
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
-    writer = VideoWriter(out, fps, (2 * w, h)).open() if out else None
+    writer = VideoWriter(out, fps, (2 * w, h), preset=LIVE_PRESET).open() if out else None
     n, t_loop = 0, 0.0
     try:
         with Mirror(urdf, names, gui=not args.headless, control=args.control) as mirror:
@@ -160,14 +241,15 @@ def run_live(args) -> int:
                 q = fit.q[r] if r is not None and np.isfinite(fit.q[r]).all() else solver.q
                 show(fr, d, q, chain.tracks.uv[r] if r is not None else None)
             t0 = time.perf_counter()
-            for fr in frames:
-                d = detector.detect(fr)
-                q, uv, _ = solver.step(d)
-                n += 1
-                if not show(fr, d, q, uv) or not mirror.connected:
-                    break
-                if args.max_frames and len(first) + n >= args.max_frames:
-                    break
+            limit = args.max_frames - len(first) if args.max_frames else None
+            with Prefetch(_detected(frames, detector, focus, limit), depth=2) as items:
+                for fr, d in items:
+                    q, uv, _ = solver.step(d)
+                    n += 1
+                    full = n % FULL_FRAME_EVERY == 0 or solver.matched < 2
+                    focus.region = None if full else solver.region((w, h))
+                    if not show(fr, d, q, uv) or not mirror.connected:
+                        break
             t_loop = time.perf_counter() - t0
         if writer is not None:
             writer.close()
