@@ -44,8 +44,15 @@ def ultralytics_module():
     os.environ["YOLO_AUTOINSTALL"] = "0"
     os.environ.setdefault("YOLO_VERBOSE", "False")
     _place_fonts(folder)
+    user_threads = os.environ.get("OMP_NUM_THREADS")
+    import torch
     import ultralytics
     from ultralytics.utils import SETTINGS
+
+    # ultralytics sets OMP_NUM_THREADS=1 when it is unset and trains on the CPU with no
+    # data-loading workers, so training used one core of two (measured: ~1.0 core busy).
+    # Use every core unless the user chose a number.
+    torch.set_num_threads(max(1, int(user_threads) if user_threads and user_threads.isdigit() else os.cpu_count() or 1))
 
     try:
         SETTINGS.update({"sync": False, "hub": False})
