@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detection.labels import RobotLabels, robot_labels, split_segmentation
+from detection.render_meshes import light_urdf
 from detection.robot_chain import RobotChainInfo, analyse_robot, keypoints_world, set_q
 from detection.robots import RobotSpec, resolved_urdf
 from kinematics.camera import project
@@ -103,6 +104,7 @@ class _World:
         self.p.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.spec = spec
         self.urdf = resolved_urdf(spec)  # resolved once: re-resolving costs ~25 ms per image
+        self.render_urdf = light_urdf(self.urdf)  # decimated visual meshes (detection.render_meshes)
         self.bodies: list[int] = []
         self.infos: list[RobotChainInfo] = []
         self.original_rgba: dict[int, np.ndarray] = {}
@@ -119,12 +121,12 @@ class _World:
     def add_copy(self) -> None:
         from twin.errors import RobotDescriptionError
 
-        path = self.urdf
+        path = self.render_urdf
         try:
             body = self.p.loadURDF(str(path), useFixedBase=True, flags=self.p.URDF_USE_MATERIAL_COLORS_FROM_MTL)
         except Exception as exc:  # pybullet.error
             raise RobotDescriptionError(
-                f"PyBullet cannot load URDF {path} ({exc}); check its mesh paths and XML"
+                f"PyBullet cannot load URDF {self.urdf} ({exc}); check its mesh paths and XML"
             ) from exc
         self.bodies.append(body)
         self.infos.append(analyse_robot(self.p, body))

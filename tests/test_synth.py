@@ -188,3 +188,25 @@ def test_unreadable_urdf_named(capsys, tmp_path):
     rc = synth_main(["--robots", str(bad), "--images", "2", "-o", str(tmp_path / "y")])
     err = capsys.readouterr().err
     assert rc != 0 and "broken.urdf" in err and "Traceback" not in err
+
+
+def test_light_mesh_decimates_within_tolerance(tmp_path, monkeypatch):
+    """A dense sphere gets a decimated OBJ copy close to its surface, in the given colour;
+    a light mesh is used as it is."""
+    import trimesh
+
+    from detection.render_meshes import MAX_ERROR_M, light_mesh
+
+    monkeypatch.setenv("TWIN_CONFIG_DIR", str(tmp_path / "cfg"))
+    dense = tmp_path / "sphere.stl"
+    trimesh.creation.icosphere(subdivisions=5, radius=0.1).export(dense)  # 20480 triangles
+    light = light_mesh(dense, (0.2, 0.4, 0.6, 1.0), max_triangles=2000)
+    assert light.suffix == ".obj" and light != dense
+    copy = trimesh.load(light, force="mesh")
+    assert len(copy.faces) <= 4000
+    radius = np.linalg.norm(copy.vertices, axis=1)
+    assert np.abs(radius - 0.1).max() <= MAX_ERROR_M
+    assert "Kd 0.2 0.4 0.6" in light.with_suffix(".mtl").read_text()
+    small = tmp_path / "box.stl"
+    trimesh.creation.box().export(small)
+    assert light_mesh(small, (1.0, 1.0, 1.0, 1.0), max_triangles=2000) == small
