@@ -47,12 +47,16 @@ def ultralytics_module():
     user_threads = os.environ.get("OMP_NUM_THREADS")
     import torch
     import ultralytics
+    import ultralytics.utils.torch_utils as torch_utils
     from ultralytics.utils import SETTINGS
 
-    # ultralytics sets OMP_NUM_THREADS=1 when it is unset and trains on the CPU with no
+    # ultralytics sets OMP_NUM_THREADS=1 when it is unset, and select_device() applies its
+    # NUM_THREADS (cores - 1) on every train/val call; it also trains on the CPU without
     # data-loading workers, so training used one core of two (measured: ~1.0 core busy).
     # Use every core unless the user chose a number.
-    torch.set_num_threads(max(1, int(user_threads) if user_threads and user_threads.isdigit() else os.cpu_count() or 1))
+    n = max(1, int(user_threads) if user_threads and user_threads.isdigit() else os.cpu_count() or 1)
+    torch_utils.NUM_THREADS = n
+    torch.set_num_threads(n)
 
     try:
         SETTINGS.update({"sync": False, "hub": False})
