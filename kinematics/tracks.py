@@ -52,6 +52,11 @@ class JointTracks:
         """(T, N) bool, where the joint has a position."""
         return ~np.isnan(self.uv[..., 0])
 
+    def rows(self, rows) -> JointTracks:
+        """A new JointTracks with only the given rows (frames), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return JointTracks(self.uv[rows], self.conf[rows], self.frame[rows], self.t[rows], self.ids, self.image_size)
+
     def select(self, columns) -> JointTracks:
         """A new JointTracks with only (and in the order of) the given columns."""
         columns = np.asarray(columns, dtype=np.int64)

@@ -69,10 +69,10 @@ def link_boxes_for(observed: Observed) -> list[np.ndarray]:
 def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
     """(chain, fit) from what was observed."""
     from kinematics.chain import build_chain
-    from kinematics.fit import fit_chain
+    from kinematics.fit_long import fit_video
 
     chain = build_chain(observed.tracks, link_boxes_for(observed))
-    fit = fit_chain(chain, K=K, fov_deg=fov_deg, scale=scale)
+    fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
     return chain, fit
 
 
