@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detection.detections import COBOT, JOINT
+from detection.recall import joints_found
 from kinematics.camera import project
 from kinematics.synthetic_chain import make_sequence, ur5_like_model
 from twin.errors import InputError
@@ -18,17 +19,6 @@ from twin.live import LiveSolver
 from twin.prefetch import Prefetch
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
-
-
-def _joint_recall(dets, gt_boxes: np.ndarray) -> tuple[int, int]:
-    centres = dets.of_class(JOINT).centers
-    hit = 0
-    for b in gt_boxes:
-        if len(centres) and np.any(
-            (centres[:, 0] >= b[0]) & (centres[:, 0] <= b[2]) & (centres[:, 1] >= b[1]) & (centres[:, 1] <= b[3])
-        ):
-            hit += 1
-    return hit, len(gt_boxes)
 
 
 def test_detect_region_sees_what_the_whole_frame_sees():
@@ -51,8 +41,8 @@ def test_detect_region_sees_what_the_whole_frame_sees():
         lo = np.maximum(region[:2], 0) - 1
         hi = np.minimum(region[2:], [w, h]) + 1
         assert np.all(d.xyxy[:, :2] >= lo) and np.all(d.xyxy[:, 2:] <= hi)
-        a, n = _joint_recall(det.detect(img), xyxy[cls == JOINT])
-        b, _ = _joint_recall(d, xyxy[cls == JOINT])
+        n = int((cls == JOINT).sum())
+        a, b = joints_found(det.detect(img), xyxy[cls == JOINT]), joints_found(d, xyxy[cls == JOINT])
         full_hit, region_hit, total = full_hit + a, region_hit + b, total + n
     assert total >= 20
     assert region_hit >= full_hit - 0.1 * total, f"region {region_hit} vs whole frame {full_hit} of {total} joints"

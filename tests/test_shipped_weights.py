@@ -13,21 +13,13 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from detection.detections import COBOT, JOINT
+from detection.recall import cobot_found, joints_found, true_boxes
 
 DATA = Path(__file__).resolve().parent / "data" / "heldout"
 MIN_COBOT_FOUND = 6
 MIN_JOINT_RECALL = 0.4
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def measure(detector) -> tuple[int, float, int]:
@@ -36,23 +28,11 @@ def measure(detector) -> tuple[int, float, int]:
     for path in images:
         gt = json.loads(path.with_suffix(".json").read_text())
         d = detector.detect(cv2.imread(str(path)))
-        for rob in gt["frames"][0]["robots"]:
-            cls = np.array(rob["boxes"]["cls"])
-            xyxy = np.array(rob["boxes"]["xyxy"]).reshape(-1, 4)
-            if (cls == COBOT).any():
-                cb = xyxy[cls == COBOT][0]
-                if any(_iou(cb, b) >= 0.5 for b in d.xyxy[d.cls == COBOT]):
-                    found += 1
-            centres = d.of_class(JOINT).centers
-            for b in xyxy[cls == JOINT]:
-                joints_total += 1
-                if len(centres) and np.any(
-                    (centres[:, 0] >= b[0])
-                    & (centres[:, 0] <= b[2])
-                    & (centres[:, 1] >= b[1])
-                    & (centres[:, 1] <= b[3])
-                ):
-                    joints_hit += 1
+        for cls, xyxy in true_boxes(gt["frames"][0]):
+            if (cls == COBOT).any() and cobot_found(d, xyxy[cls == COBOT][0]):
+                found += 1
+            joints_hit += joints_found(d, xyxy[cls == JOINT])
+            joints_total += int((cls == JOINT).sum())
     return found, joints_hit / max(joints_total, 1), len(images)
 
 
