@@ -18,7 +18,7 @@ from pathlib import Path
 MAX_TRIANGLES = 6000  # per visual mesh file
 MAX_ERROR_M = 0.004  # largest distance of the original surface from the copy (1 px at 416 px for 1 m)
 ERROR_SAMPLES = 2000  # surface points of the original checked against the copy
-_VERSION = "6"  # part of the cache key: bump when the decimation changes
+_VERSION = "7"  # part of the cache key: bump when the decimation changes
 
 
 def _cache_dir() -> Path:
@@ -109,9 +109,18 @@ def _pybullet_colours(urdf: Path) -> dict[tuple[str, str], tuple[float, ...]]:
         pybullet.disconnect(cid)
 
 
+def _file_path(filename: str, urdf: Path) -> Path | None:
+    """An existing file a URDF names: absolute, relative to the URDF, or ``package://NAME/...``
+    in a folder NAME next to it (as in pybullet_data, where PyBullet finds it so); else None."""
+    if not filename:
+        return None
+    rest = filename.removeprefix("package://").removeprefix("file://")
+    path = Path(rest) if Path(rest).is_absolute() else (urdf.parent / rest).resolve()
+    return path if path.is_file() else None
+
+
 def light_urdf(urdf: Path, max_triangles: int = MAX_TRIANGLES) -> Path:
-    """A copy of ``urdf`` (mesh paths absolute, as ``resolved_urdf`` writes them) whose
-    heavy visual meshes are decimated, in the colours PyBullet gave the originals;
+    """A copy of ``urdf`` whose heavy visual meshes are decimated, in the colours PyBullet gave the originals;
     ``urdf`` itself when none is heavy. Cached by the URDF's text."""
     import xml.etree.ElementTree as ET
 
@@ -126,6 +135,11 @@ def light_urdf(urdf: Path, max_triangles: int = MAX_TRIANGLES) -> Path:
     if same.exists():
         return urdf
     root = fromstring(text)
+    # the copy lives elsewhere: every file it names becomes absolute
+    for elem in [*root.iter("mesh"), *root.iter("texture")]:
+        path = _file_path(elem.get("filename", ""), urdf)
+        if path is not None:
+            elem.set("filename", str(path))
     colours = None
     changed = False
     for link in root.iterfind("link"):
