@@ -127,19 +127,22 @@ def light_urdf(urdf: Path, max_triangles: int = MAX_TRIANGLES) -> Path:
     from defusedxml.ElementTree import fromstring
 
     text = urdf.read_text(encoding="utf-8")
-    key = hashlib.sha1(f"{text}|{max_triangles}|{MAX_ERROR_M}|{_VERSION}".encode()).hexdigest()[:16]
-    dst = _cache_dir() / f"{urdf.stem}_light_{key}.urdf"
+    root = fromstring(text)
+    # the copy lives elsewhere: every file it names becomes absolute
+    files = []
+    for elem in [*root.iter("mesh"), *root.iter("texture")]:
+        path = _file_path(elem.get("filename", ""), urdf)
+        if path is not None:
+            elem.set("filename", str(path))
+            stat = path.stat()
+            files.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")  # a changed mesh makes a new copy
+    key_text = f"{text}|{files}|{max_triangles}|{MAX_ERROR_M}|{_VERSION}"
+    dst = _cache_dir() / f"{urdf.stem}_light_{hashlib.sha1(key_text.encode()).hexdigest()[:16]}.urdf"
     same = dst.with_suffix(".same")
     if dst.exists():
         return dst
     if same.exists():
         return urdf
-    root = fromstring(text)
-    # the copy lives elsewhere: every file it names becomes absolute
-    for elem in [*root.iter("mesh"), *root.iter("texture")]:
-        path = _file_path(elem.get("filename", ""), urdf)
-        if path is not None:
-            elem.set("filename", str(path))
     colours = None
     changed = False
     for link in root.iterfind("link"):
