@@ -3,7 +3,9 @@
 For a few seeds and the UR5-like and Panda-like chains it films a sequence
 (``kinematics.synthetic_chain``), degrades the detections (pixel noise, misses, false
 joints), runs tracking -> chain -> fit (or, with ``--direct``, fits the noisy true node
-tracks, to measure the fit alone) and prints the fit time and the twin metrics.
+tracks, to measure the fit alone) and prints the fit time and the twin metrics. With
+``--truth-check`` (needs ``--direct``) it also evaluates the fit's final objective at the
+true chain and camera, refines from there, and compares (``kinematics.fit_truth``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def run_one(
     miss_rate: float,
     false_joints: float,
     direct: bool,
+    truth_check: bool = False,
     **fit_opts,
 ) -> dict:
     from kinematics.fit import fit_chain
@@ -58,6 +61,13 @@ def run_one(
     pred = np.stack([fit.node_positions(i) for i in range(fit.n_frames)])
     true = seq.xyz_true[fit.frame]
     L = float(np.linalg.norm(np.diff(seq.xyz_true[0], axis=0), axis=1).sum())
+    check = None
+    if truth_check:
+        from kinematics.fit_truth import truth_check as check_truth
+        from kinematics.fit_truth import truth_state
+
+        truth = truth_state(model, model.node_of_joint, seq.q[fit.frame], seq.world_T_camera)
+        check = check_truth(truth, fit, seq.K, chain.tracks.uv, true)
     return {
         "model": model_name,
         "seed": seed,
@@ -69,6 +79,7 @@ def run_one(
         "err3d": error_3d(pred, true, L),
         "count_ok": joint_count_ok(fit, seq.n_nodes),
         "resid_p50": float(np.nanmedian(fit.residual_px)),
+        "truth_check": check,
     }
 
 
@@ -83,11 +94,27 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--direct", action="store_true", help="fit the noisy true tracks (no tracking/chain)")
     ap.add_argument("--peel-frames", type=int, default=60, help="frames used by the fit's initialisation")
     ap.add_argument("--elevations", default="20", help="comma-separated initial camera elevations (degrees)")
+    ap.add_argument(
+        "--truth-check",
+        action="store_true",
+        help="with --direct: the fit's objective at the truth and refined from it, against the fit's",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     return ap
 
 
+def _truth_line(c) -> str:
+    return (
+        f"\n    objective at the truth {c.cost_truth:.0f}, refined from the truth {c.cost_refined:.0f} "
+        f"(3D err {100 * c.err3d_refined:.1f} %), the fit's {c.cost_fit:.0f} (3D err {100 * c.err3d_fit:.1f} %): {c.verdict}"
+    )
+
+
 def _body(args: argparse.Namespace) -> int:
+    from twin.errors import InputError
+
+    if args.truth_check and not args.direct:
+        raise InputError("--truth-check needs --direct (the chain's nodes must be the true keypoints in order)")
     rows = []
     for name in args.models.split(","):
         for seed in range(args.seeds):
@@ -95,12 +122,15 @@ def _body(args: argparse.Namespace) -> int:
                 "max_peel_frames": args.peel_frames,
                 "elevations_deg": tuple(float(e) for e in args.elevations.split(",")),
             }
-            r = run_one(name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct, **opts)
+            r = run_one(
+                name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct, args.truth_check, **opts
+            )
             rows.append(r)
             print(
                 f"{r['model']:6s} seed {r['seed']}: nodes {r['nodes']}  fit {r['fit_s']:5.1f} s wall {r['fit_cpu_s']:5.1f} s cpu (tracking {r['track_s']:4.1f} s)  "
                 f"twin PCK {r['twin_pck']:.3f}  3D err {100 * r['err3d']:5.1f} %  joint count ok {r['count_ok']}  "
-                f"median residual {r['resid_p50']:.2f} px",
+                f"median residual {r['resid_p50']:.2f} px"
+                + (_truth_line(r["truth_check"]) if r["truth_check"] else ""),
                 flush=True,
             )
     pck = np.array([r["twin_pck"] for r in rows])
@@ -110,6 +140,10 @@ def _body(args: argparse.Namespace) -> int:
         f"summary: twin PCK mean {np.nanmean(pck):.3f} min {np.nanmin(pck):.3f}; 3D error mean {100 * np.nanmean(e3):.1f} % "
         f"max {100 * np.nanmax(e3):.1f} %; fit time mean {fs.mean():.1f} s max {fs.max():.1f} s"
     )
+    checks = [r["truth_check"] for r in rows if r["truth_check"] is not None]
+    if checks:
+        verdicts = [c.verdict for c in checks]
+        print("truth check: " + "; ".join(f"{verdicts.count(v)}/{len(checks)} {v}" for v in dict.fromkeys(verdicts)))
     return 0
 
 

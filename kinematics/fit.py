@@ -237,6 +237,36 @@ def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, fl
     return out, max(sigma / np.sqrt(window), 0.3)
 
 
+def adjust_weights(uv: np.ndarray, smooth: float = 0.05) -> tuple[float, float]:
+    """(smoothness weight px/rad, pixel noise px) of the final adjustment for tracks ``uv`` (T, N, 2)."""
+    seg = np.linalg.norm(np.diff(uv, axis=1), axis=2)
+    size_px = float(np.nansum(np.nan_to_num(np.nanmedian(seg, axis=0))))
+    return smooth * max(size_px, 10.0), noise_px(uv)
+
+
+def final_adjust(
+    st: ChainState,
+    Kmat: np.ndarray,
+    uv: np.ndarray,
+    lam: float,
+    sigma: float,
+    length_prior: float = 0.2,
+    axis_prior: float = 0.0,
+    max_iter: int = 60,
+) -> float:
+    """The fit's last step: everything free on all frames and nodes (``st`` in place); returns
+    the robust cost. ``max_iter=0`` only evaluates the objective at ``st``."""
+    T, N, _ = uv.shape
+    J = len(st.jn)
+    w = np.sqrt(T * N) * sigma
+    _, cost = bundle_adjust(
+        st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
+        free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam, max_nfev=max_iter,
+        length_total=DEFAULT_CHAIN_LENGTH_M, length_prior=length_prior * w, axis_prior=axis_prior * w,
+    )  # fmt: skip
+    return cost
+
+
 def fit_chain(
     chain: Chain,
     K: np.ndarray | None = None,
@@ -292,10 +322,7 @@ def fit_chain(
     W, H = chain.tracks.image_size
     Kmat = intrinsics_from_fov(W, H, fov_deg) if K is None else np.asarray(K, float).reshape(3, 3)
     T, N, _ = uv.shape
-    seg = np.linalg.norm(np.diff(uv, axis=1), axis=2)
-    size_px = float(np.nansum(np.nan_to_num(np.nanmedian(seg, axis=0))))
-    lam = smooth * max(size_px, 10.0)
-    sigma = noise_px(uv)
+    lam, sigma = adjust_weights(uv, smooth)
     uv_s, sigma_s = _smoothed(uv, sigma, smooth_frames)
     step = max(1, int(np.ceil(T / max_peel_frames)))
     idx = np.arange(0, T, step)
@@ -318,11 +345,7 @@ def fit_chain(
             t1 = time.perf_counter()
             J = len(st.jn)
             st.q = np.stack([np.interp(np.arange(T), idx, st.q[:, j]) for j in range(J)], axis=1)
-            _, cost = bundle_adjust(
-                st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
-                free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
-                max_nfev=max_iter, length_total=DEFAULT_CHAIN_LENGTH_M, length_prior=length_prior * np.sqrt(T * N) * sigma, axis_prior=axis_prior * np.sqrt(T * N) * sigma,
-            )  # fmt: skip
+            cost = final_adjust(st, Kmat, uv, lam, sigma, length_prior, axis_prior, max_iter)
             if log is not None:
                 log.append(
                     f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}, "
@@ -340,13 +363,7 @@ def fit_chain(
         with _limit_threads():
             n_flip = repair_flips(st, Kmat, uv, lam)
             if n_flip:
-                J = len(st.jn)
-                bundle_adjust(
-                    st, Kmat, uv, nodes=list(range(N)), free_cam=True, free_P=list(range(1, N)),
-                    free_ax=list(range(1, J - 1)), free_q=list(range(J - 1)), smooth_px_per_rad=lam,
-                    max_nfev=max_iter // 2, length_total=DEFAULT_CHAIN_LENGTH_M,
-                    length_prior=length_prior * np.sqrt(T * N) * sigma,
-                )  # fmt: skip
+                final_adjust(st, Kmat, uv, lam, sigma, length_prior, 0.0, max_iter // 2)
         if log is not None:
             log.append(f"flip repair: {n_flip} frames changed branch")
     s = _scale_factor(st, scale)
