@@ -135,6 +135,7 @@ class JointTracker:
         self._times: list[float] = []
         self._cobot: np.ndarray | None = None  # (4,) remembered cobot box
         self._cobot_age = 0
+        self._dropout_row = -(10**9)  # last row in which the whole arm went unseen
 
     # ------------------------------------------------------------------ streaming
     @property
@@ -188,8 +189,15 @@ class JointTracker:
         if tracks and len(c):
             # matching cascade: confirmed tracks seen last frame first, then those coasting
             # longer, then tentative ones, so a young (often false) track never steals a
-            # detection from an established joint
-            level = [t.missed if len(t.rows) >= self.n_init else self.max_gap_frames + 1 for t in tracks]
+            # detection from an established joint. Shortly after the whole arm went unseen
+            # (something passed in front of it) the confirmed tracks are matched together
+            # instead: they all coast, frames missed then say nothing about which is surer,
+            # and ranking by them let one that missed a frame fewer take its neighbour's
+            # detection (a coasting track's gate has widened)
+            flat = row - self._dropout_row <= self.max_gap_frames
+            level = [
+                (0 if flat else t.missed) if len(t.rows) >= self.n_init else self.max_gap_frames + 1 for t in tracks
+            ]
             for lv in sorted(set(level)):
                 ti = [k for k in range(len(tracks)) if level[k] == lv]
                 di = [j for j in range(len(c)) if j not in matched_d]
@@ -199,6 +207,13 @@ class JointTracker:
                     self._correct(tracks[ti[a]], row, c[di[b]], conf[di[b]], side[di[b]])
                     matched_t.add(ti[a])
                     matched_d.add(di[b])
+        # the whole arm unseen: none of at least three confirmed tracks seen in the last frame
+        # found its joint in this one (chance misses of single joints never all coincide)
+        recent = [
+            k for k, t in enumerate(tracks) if len(t.rows) > self.n_init and t.rows[-1 - (k in matched_t)] == row - 1
+        ]
+        if len(recent) >= 3 and not any(k in matched_t for k in recent):
+            self._dropout_row = row
         still: list[_Track] = []
         taken = np.array([tracks[k].pos for k in matched_t]).reshape(-1, 2)
         for k, t in enumerate(tracks):
