@@ -14,12 +14,15 @@ def metrics_table(m: dict) -> str:
 
 
 def _run_length(run: Path) -> tuple[str, str]:
-    """(epochs, hours) of a run folder from its results.csv."""
+    """(epochs, hours) of a run folder from its results.csv (its time column restarts at
+    zero when a run is resumed: the hours add the parts up)."""
     results = run / "results.csv"
     if results.is_file():
         rows = list(csv.DictReader(results.open()))
         if rows:
-            return rows[-1].get("epoch", "?").strip(), f"{float(rows[-1].get('time', 0)) / 3600:.2f}"
+            seconds = [float(r.get("time", 0) or 0) for r in rows]
+            total = seconds[-1] + sum(a for a, b in zip(seconds, seconds[1:], strict=False) if b < a)
+            return rows[-1].get("epoch", "?").strip(), f"{total / 3600:.2f}"
     return "?", "?"
 
 
