@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -440,9 +439,7 @@ def test_ctrl_c_while_writing_leaves_old_or_new_set(stage, expect, had_old, smal
         def replace(src, dst):
             real_replace(src, dst)
             if str(dst).endswith("r.motion.json"):
-                # to the main thread: os.kill may hand it to another thread of the process (ONNX
-                # Runtime's, PyAV's), whose handler can then trip after the write has returned
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
 
         monkeypatch.setattr(os, "replace", replace)
     else:
