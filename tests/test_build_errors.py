@@ -52,6 +52,20 @@ class Clip:
     truth: list[Detections]  # one per frame, in the frames' pixels
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt in these tests even when pytest runs as a background
+    job of a non-interactive shell, which starts it with SIGINT ignored (POSIX)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _child_gets_ctrl_c() -> None:
+    """Popen preexec_fn: the child starts with SIGINT's default action (see above)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def render_clip(folder: Path, frames: int, size: str, seed: int) -> Clip:
     from detection.synth import main as synth_main
     from kinematics.oracle import load_gt, oracle_detections
@@ -511,6 +525,7 @@ def test_killed_process_leaves_old_or_new_set(sig, stage, expect, small_fit, tmp
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_child_gets_ctrl_c,
     )
     try:
         seen = []
@@ -557,7 +572,9 @@ def test_ctrl_c_during_a_build_keeps_the_previous_twin(clip, small_fit, tmp_path
     script.write_text(INTERRUPT_SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     argv = [sys.executable, str(script), str(clip.path), "-o", str(tmp_path / "r.urdf"), "--force"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_child_gets_ctrl_c
+    )
     try:
         for line in proc.stdout:
             if line.strip() == "frame 3":
