@@ -3,8 +3,10 @@
 tests/data/heldout holds 8 images rendered by the generator from robots the weights never
 saw in training (ur10, kinova) with their ground truth. Floors (set below what the shipped
 weights measure, so that broken or swapped weights fail):
-- the cobot is found (IoU >= 0.5 with the true cobot box) in at least 6 of the 8 images;
-- joint recall (a detected joint centre within the true joint box) >= MIN_JOINT_RECALL.
+- the cobot is found (IoU >= 0.5 with the true cobot box) in at least 7 of the 8 images
+  (measured 8/8);
+- joint recall (a detected joint centre within the true joint box) >= MIN_JOINT_RECALL
+  (measured 0.75 at 640 px).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from detection.detections import COBOT, JOINT
 from detection.recall import cobot_found, joints_found, true_boxes
 
 DATA = Path(__file__).resolve().parent / "data" / "heldout"
-MIN_COBOT_FOUND = 6
-MIN_JOINT_RECALL = 0.4
+MIN_COBOT_FOUND = 7
+MIN_JOINT_RECALL = 0.6
 
 
 def measure(detector) -> tuple[int, float, int]:
