@@ -31,8 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     from detection.detector import ASSETS, DEFAULT_IMGSZ
 
     ap = argparse.ArgumentParser(prog="python -m detection.bench_detector", description=__doc__.split("\n\n")[0])
-    ap.add_argument("video", nargs="?", default=str(Path(__file__).resolve().parent.parent / "examples" / "kinova_demo.mp4"))
-    ap.add_argument("--weights", default=str(ASSETS / "cobot_yolo11n"), help="weights path without suffix: PATH.onnx and PATH.pt are compared")
+    ap.add_argument(
+        "video", nargs="?", default=str(Path(__file__).resolve().parent.parent / "examples" / "kinova_demo.mp4")
+    )
+    ap.add_argument(
+        "--weights",
+        default=str(ASSETS / "cobot_yolo11n"),
+        help="weights path without suffix: PATH.onnx and PATH.pt are compared",
+    )
     ap.add_argument("--imgsz", type=int, default=DEFAULT_IMGSZ)
     ap.add_argument("--frames", type=int, default=120, help="frames per round (default %(default)s)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -43,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
         base = Path(args.weights)
         base = base.with_suffix("") if base.suffix in (".onnx", ".pt") else base
-        dets = {"onnx": Detector(base.with_suffix(".onnx"), imgsz=args.imgsz), "torch": Detector(base.with_suffix(".pt"), imgsz=args.imgsz)}
+        dets = {
+            "onnx": Detector(base.with_suffix(".onnx"), imgsz=args.imgsz),
+            "torch": Detector(base.with_suffix(".pt"), imgsz=args.imgsz),
+        }
         for d in dets.values():  # warm up
             frames_per_second(d, args.video, 5)
         best = {k: 0.0 for k in dets}
@@ -52,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 fps, n = frames_per_second(d, args.video, args.frames)
                 best[k] = max(best[k], fps)
                 print(f"round {r + 1}: {k:5s} {fps:6.1f} frames/s ({n} frames, decode + detect, imgsz {args.imgsz})")
-        print(f"best: onnx {best['onnx']:.1f} frames/s, torch {best['torch']:.1f} frames/s, onnx/torch = {best['onnx'] / max(best['torch'], 1e-9):.2f}")
+        print(
+            f"best: onnx {best['onnx']:.1f} frames/s, torch {best['torch']:.1f} frames/s, onnx/torch = {best['onnx'] / max(best['torch'], 1e-9):.2f}"
+        )
         return 0
 
     return run_cli(ap, body, argv)

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             if n == len(warm):
                 t0 = time.perf_counter()
         dt = time.perf_counter() - t0
-        print(f"{args.images} labelled {args.size}x{args.size} images in {dt:.1f} s: {args.images / dt:.1f} images/s with {args.workers} workers")
+        print(
+            f"{args.images} labelled {args.size}x{args.size} images in {dt:.1f} s: {args.images / dt:.1f} images/s with {args.workers} workers"
+        )
         return 0
 
     return run_cli(ap, body, argv)

@@ -34,7 +34,9 @@ class PathRun:
     timings: dict = field(default_factory=dict)
 
 
-def run_pipeline(dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: float = 60.0, conf_threshold: float = 0.25) -> PathRun:
+def run_pipeline(
+    dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: float = 60.0, conf_threshold: float = 0.25
+) -> PathRun:
     from twin.pipeline import fit_observed, observe
 
     run = PathRun()
