@@ -62,16 +62,21 @@ def stage_generate(data: Path, images: int) -> None:
     write_data_yaml(data)
 
 
-def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
+def _train_stage(data: Path, weights: str, imgsz: int, hours: float, epochs: int, run: Path) -> Path:
+    """One time-boxed training run into ``run`` (resumed from its last.pt if interrupted,
+    skipped once its ``done`` marker exists); returns its best.pt."""
     from detection.train import train
 
-    best = run / "weights" / "best.pt"
     last = run / "weights" / "last.pt"
-    if (run / "done").exists():
-        return best
-    train(str(data), MODEL, IMGSZ, epochs, hours, 16, 2, 0, str(run.parent), run.name, resume=last.exists())
-    (run / "done").write_text("ok\n")
-    return best
+    if not (run / "done").exists():
+        train(str(data), weights, imgsz, epochs, hours, 16, 2, 0, str(run.parent), run.name, resume=last.exists())
+        (run / "done").write_text("ok\n")
+    return run / "weights" / "best.pt"
+
+
+def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
+    """yolo11n from its yaml at ``IMGSZ`` into ``run``."""
+    return _train_stage(data, MODEL, IMGSZ, hours, epochs, run)
 
 
 def stage_continue(data: Path, run: Path, hours: float, epochs: int) -> Path:
@@ -82,27 +87,8 @@ def stage_continue(data: Path, run: Path, hours: float, epochs: int) -> Path:
     size keeps the cheap first stage and gives the joints their pixels back.
     Returns this run's best.pt.
     """
-    from detection.train import train
-
     cont = run.parent / (run.name + CONTINUE_SUFFIX)
-    last = cont / "weights" / "last.pt"
-    if not (cont / "done").exists():
-        weights = str(run / "weights" / "best.pt")
-        train(
-            str(data),
-            weights,
-            CONTINUE_IMGSZ,
-            epochs,
-            hours,
-            16,
-            2,
-            0,
-            str(cont.parent),
-            cont.name,
-            resume=last.exists(),
-        )
-        (cont / "done").write_text("ok\n")
-    return cont / "weights" / "best.pt"
+    return _train_stage(data, str(run / "weights" / "best.pt"), CONTINUE_IMGSZ, hours, epochs, cont)
 
 
 def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = CONTINUE_IMGSZ) -> dict:
