@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from detection.detections import COBOT, JOINT
-from detection.recall import joints_found
+from detection.recall import joints_found, true_boxes
 from kinematics.camera import project
 from kinematics.synthetic_chain import make_sequence, ur5_like_model
 from twin.errors import InputError
@@ -30,9 +30,7 @@ def test_detect_region_sees_what_the_whole_frame_sees():
     full_hit = region_hit = total = 0
     for path in sorted(HELDOUT.glob("*.jpg")):
         img = cv2.imread(str(path))
-        rob = json.loads(path.with_suffix(".json").read_text())["frames"][0]["robots"][0]
-        cls = np.array(rob["boxes"]["cls"])
-        xyxy = np.array(rob["boxes"]["xyxy"], float).reshape(-1, 4)
+        cls, xyxy = true_boxes(json.loads(path.with_suffix(".json").read_text())["frames"][0])[0]
         if not (cls == COBOT).any():
             continue
         region = xyxy[cls == COBOT][0] + [-24, -24, 24, 24]

@@ -82,12 +82,14 @@ class LiveSolver:
         best explains this frame's joint detections."""
         joints = dets.of_class(JOINT)
         pts = joints.centers[joints.conf >= self.conf]
-        uv = self._match(self.predicted_uv(), pts)
+        pred = self.predicted_uv()
+        uv = self._match(pred, pts)
         if np.isfinite(uv[:, 0]).sum() < LOST_SHARE * self.model.n_nodes and len(pts) >= 2 and len(self._poses):
-            best = int(np.argmin([self._spread(p, pts) for p in self._pose_uv]))
-            if self._spread(self._pose_uv[best], pts) < self._spread(self.predicted_uv(), pts):
+            spreads = [self._spread(p, pts) for p in self._pose_uv]
+            best = int(np.argmin(spreads))
+            if spreads[best] < self._spread(pred, pts):
                 self.q = self._poses[best].copy()
-                uv = self._match(self.predicted_uv(), pts)
+                uv = self._match(self._pose_uv[best], pts)
         q, res = self._solve(uv)
         self.matched = int(np.isfinite(uv[:, 0]).sum())
         return q, uv, res
