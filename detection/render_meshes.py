@@ -12,8 +12,9 @@ parallel workers share them; the same input always gives the same copy.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from twin.atomic import write_bytes_atomic
 
 MAX_TRIANGLES = 6000  # per visual mesh file
 MAX_ERROR_M = 0.004  # largest distance of the original surface from the copy (1 px at 416 px for 1 m)
@@ -27,12 +28,6 @@ def _cache_dir() -> Path:
     root = cache_dir() / "light_meshes"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def light_mesh(src: Path, rgba: tuple[float, ...], max_triangles: int = MAX_TRIANGLES) -> Path:
@@ -51,13 +46,13 @@ def light_mesh(src: Path, rgba: tuple[float, ...], max_triangles: int = MAX_TRIA
     loaded = trimesh.load(str(src), force="mesh")
     light = _decimate(loaded, max_triangles) if len(loaded.faces) > max_triangles else None
     if light is None:
-        _write_atomic(keep, b"")
+        write_bytes_atomic(keep, b"")
         return src
     mtl = dst.with_suffix(".mtl")
     r, g, b, a = rgba
-    _write_atomic(mtl, f"newmtl light\nKa 0 0 0\nKd {r:g} {g:g} {b:g}\nKs 0 0 0\nd {a:g}\n".encode())
+    write_bytes_atomic(mtl, f"newmtl light\nKa 0 0 0\nKd {r:g} {g:g} {b:g}\nKs 0 0 0\nd {a:g}\n".encode())
     body = light.export(file_type="obj", include_normals=True, include_texture=False)
-    _write_atomic(dst, f"mtllib {mtl.name}\nusemtl light\n{body}".encode())
+    write_bytes_atomic(dst, f"mtllib {mtl.name}\nusemtl light\n{body}".encode())
     return dst
 
 
@@ -161,7 +156,7 @@ def light_urdf(urdf: Path, max_triangles: int = MAX_TRIANGLES) -> Path:
                 mesh.set("filename", str(light))
                 changed = True
     if not changed:
-        _write_atomic(same, b"")
+        write_bytes_atomic(same, b"")
         return urdf
-    _write_atomic(dst, ET.tostring(root, encoding="unicode").encode())
+    write_bytes_atomic(dst, ET.tostring(root, encoding="unicode").encode())
     return dst

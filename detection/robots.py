@@ -8,12 +8,12 @@ resolved against the installed packages and a resolved copy is cached for PyBull
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from twin.atomic import write_text_atomic
 from twin.errors import RobotDescriptionError
 
 
@@ -128,7 +128,5 @@ def resolved_urdf(spec: RobotSpec) -> Path:
     digest = hashlib.sha1((str(src) + text).encode()).hexdigest()[:12]
     dst = cache_dir() / f"{spec.name}_{digest}.urdf"
     if not dst.exists():
-        tmp = dst.with_suffix(f".{os.getpid()}.part")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, dst)
+        write_text_atomic(dst, text)
     return dst

@@ -12,6 +12,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from twin.atomic import atomic_path
 from twin.paths import config_dir
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -30,9 +31,8 @@ def _place_fonts(folder: Path) -> None:
     for name in FONT_NAMES:
         dst = folder / name
         if not dst.exists() and src.exists():
-            tmp = dst.with_suffix(f".{os.getpid()}.part")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
 
 
 @lru_cache(maxsize=1)
