@@ -51,8 +51,8 @@ __all__ = ["DEFAULT_CHAIN_LENGTH_M", "FitResult", "ScaleSpec", "fit_chain", "mod
 DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
 LIMIT_MARGIN_RAD = 0.1
-SMOOTH_ABOVE_PX = 0.75
-ELEVATION_SOFTNESS_DEG = 15.0  # the elevation prior's unit: 1 unit outside the range = x(1 + prior)  # tracks noisier than this are averaged for the initialisation
+SMOOTH_ABOVE_PX = 0.75  # tracks noisier than this are averaged for the initialisation
+ELEVATION_SOFTNESS_DEG = 15.0  # the elevation prior's unit: 1 unit outside the range = x(1 + prior)
 
 
 @dataclass(frozen=True)
