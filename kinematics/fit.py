@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kinematics.camera import intrinsics_from_fov, project
-from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes
+from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes, interp_angles
 from kinematics.fit_flip import repair_flips
 from kinematics.fit_frame import model_nodes_and_jac, solve_frame
 from kinematics.fit_init import initial_camera, noise_px, peel
@@ -343,8 +343,7 @@ def fit_chain(
                 axis_prior * prior / max(length_prior, 1e-9),
             )
             t1 = time.perf_counter()
-            J = len(st.jn)
-            st.q = np.stack([np.interp(np.arange(T), idx, st.q[:, j]) for j in range(J)], axis=1)
+            st.q = interp_angles(np.arange(T), idx, st.q)
             cost = final_adjust(st, Kmat, uv, lam, sigma, length_prior, axis_prior, max_iter)
             if log is not None:
                 log.append(

@@ -34,6 +34,12 @@ def rot_batch(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * Kx + (1 - c) * (Kx @ Kx)
 
 
+def interp_angles(rows: np.ndarray, known_rows: np.ndarray, q_known: np.ndarray) -> np.ndarray:
+    """(len(rows), J) joint angles at ``rows``, linear between the ``known_rows`` (ascending)
+    whose angles are ``q_known`` (len(known_rows), J); held constant beyond the ends."""
+    return np.stack([np.interp(rows, known_rows, q_known[:, j]) for j in range(q_known.shape[1])], axis=1)
+
+
 def rotvec_matrix(r: np.ndarray) -> np.ndarray:
     """3x3 rotation from a rotation vector."""
     a = float(np.linalg.norm(r))

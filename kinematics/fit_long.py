@@ -17,6 +17,7 @@ import inspect
 import numpy as np
 
 from kinematics.fit import FitResult, fit_chain
+from kinematics.fit_core import interp_angles
 from kinematics.fit_frame import solve_frame
 from kinematics.tracks import Chain
 
@@ -56,7 +57,7 @@ def fit_video(chain: Chain, max_fit_frames: int = MAX_FIT_FRAMES, **fit_options)
         q = np.full((T, model.n_joints), np.nan)
         return FitResult(model, K, wTc, q, chain.tracks.frame, chain.tracks.t, np.full(T, np.nan), model.node_of_joint)
     rows = np.arange(T)
-    q_init = np.stack([np.interp(rows, keys[ok], key_fit.q[ok, j]) for j in range(model.n_joints)], axis=1)
+    q_init = interp_angles(rows, keys[ok], key_fit.q[ok])
     uv = chain.tracks.uv
     q = np.full((T, model.n_joints), np.nan)
     residual = np.full(T, np.nan)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kinematics.fit_core import ChainState, fk_nodes, matrix_rotvec
+from kinematics.fit_core import ChainState, fk_nodes, interp_angles, matrix_rotvec
 from kinematics.model import ChainModel
 
 SAME_COST = 0.02  # costs closer than this share count as a tie
@@ -102,11 +102,10 @@ def truth_state(
 
 def fit_state(fit) -> ChainState:
     """A ``FitResult`` back in the fit's parameters (unsolved rows get interpolated angles)."""
-    q = np.array(fit.q, float)
+    q = np.asarray(fit.q, float)
     rows = np.arange(len(q))
     ok = np.all(np.isfinite(q), axis=1)
-    for j in range(q.shape[1]):
-        q[:, j] = np.interp(rows, rows[ok], q[ok, j])
+    q = interp_angles(rows, rows[ok], q[ok])
     return truth_state(fit.model, fit.model.node_of_joint, q, fit.world_T_camera)
 
 
