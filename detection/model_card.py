@@ -39,15 +39,27 @@ def recall_by_size(weights: Path) -> dict[int, float]:
     return {s: video_joint_recall(Detector(weights, imgsz=s), EXAMPLE, gt) for s in RECALL_SIZES}
 
 
-def write_model_card(path: Path, data: Path, run: Path, test: dict, val: dict, recall: dict[int, float]) -> None:
-    """``run`` is the first (320 px) stage's folder; the second stage lives beside it."""
+def write_model_card(
+    path: Path, data: Path, run: Path, rounds: int, test: dict, val: dict, recall: dict[int, float]
+) -> None:
+    """``run`` is the first (320 px) stage's folder; the second stage's ``rounds`` live beside it."""
     from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
-    from detection.recipe import CONTINUE_IMGSZ, CONTINUE_SUFFIX, IMGSZ, SEED, TEST_ROBOTS, TRAIN_ROBOTS
+    from detection.recipe import (
+        CONTINUE_HOURS,
+        CONTINUE_IMGSZ,
+        HOURS,
+        IMGSZ,
+        SEED,
+        TEST_ROBOTS,
+        TRAIN_ROBOTS,
+        continue_runs,
+    )
     from twin.atomic import write_text_atomic
 
     counts = {s: len(list((data / "images" / s).glob("*.jpg"))) for s in ("train", "val", "test")}
     (epochs, hours) = _run_length(run)
-    (c_epochs, c_hours) = _run_length(run.parent / (run.name + CONTINUE_SUFFIX))
+    lengths = [_run_length(r) for r in continue_runs(run, rounds)]
+    rounds_text = " then ".join(f"{e} epochs in {h} h" for e, h in lengths)
     recall_text = ", ".join(f"{r:.2f} at {s} px" for s, r in recall.items())
     text = f"""# Model card: cobot_yolo11n (the shipped default detector)
 
@@ -68,10 +80,11 @@ rule in docs/ground_truth.md.
 - Training, two stages with ultralytics' default augmentation (mosaic on), seed 0, amp off,
   on 2 CPU cores shared with other work (time-boxed runs):
   1. {epochs} epochs in {hours} h at {IMGSZ} px from scratch;
-  2. {c_epochs} epochs in {c_hours} h at {CONTINUE_IMGSZ} px from stage 1's best.pt. Why: at
-     {IMGSZ} px the joints of a 416 px image are a few pixels wide and stage 1 found almost
-     none (val joint recall 0.02).
-  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 --continue-hours 1.5`
+  2. at {CONTINUE_IMGSZ} px from stage 1's best.pt, in {len(lengths)} time-boxed round(s), each
+     from the previous round's best.pt with a fresh learning-rate schedule: {rounds_text}.
+     Why: at {IMGSZ} px the joints of a 416 px image are a few pixels wide and stage 1 found
+     almost none (val joint recall 0.02).
+  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours {HOURS} --continue-hours {CONTINUE_HOURS}`
   (stages generate, train, continue, ship; each resumable).
 
 ## Metrics on the held-out-robot test split ({TEST_ROBOTS}), at {CONTINUE_IMGSZ} px

@@ -5,12 +5,14 @@ Stages (each resumable; re-running skips what is done):
 1. generate: ``python -m detection.synth`` with the robots below, held-out test robots,
    3000 images at 416x416 (seed 1).
 2. train: yolo11n from its yaml (no pretrained download), 320 px, time-boxed (--hours).
-3. continue: from that run's best.pt at 416 px, time-boxed (--continue-hours), in RUN_416.
+3. continue: from that run's best.pt at 416 px, one time-boxed round per number in
+   --continue-hours (RUN_416, then RUN_416_2, ... each from the previous round's best.pt,
+   with a fresh learning-rate schedule: a warm restart).
 4. ship: evaluate (precision, recall, mAP50, mAP50-95 per class on the held-out-robot test
    split, at 416 px), copy best.pt to assets/cobot_yolo11n.pt with an ONNX export, and
    write assets/MODEL_CARD.md.
 
-    python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 --continue-hours 1.5
+    python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 --continue-hours 1.5,1.75
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from twin.cli import add_debug_flag, run_cli
+from twin.errors import InputError
 
 TRAIN_ROBOTS = "ur3,ur5,panda,franka_panda,kuka_iiwa,xarm6,xarm7,z1,so100,so101"
 TEST_ROBOTS = "ur10,kinova"
@@ -31,6 +34,8 @@ IMGSZ = 320  # first stage: cheap epochs at a small size
 CONTINUE_IMGSZ = 416  # second stage and the shipped weights: the training images' own size
 CONTINUE_SUFFIX = "_416"
 MODEL = "yolo11n.yaml"
+HOURS = 1.4  # first stage's time box
+CONTINUE_HOURS = "1.5,1.75"  # second stage: one time box per round
 
 
 def stage_generate(data: Path, images: int) -> None:
@@ -79,16 +84,25 @@ def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
     return _train_stage(data, MODEL, IMGSZ, hours, epochs, run)
 
 
-def stage_continue(data: Path, run: Path, hours: float, epochs: int) -> Path:
-    """Continue from the first run's best.pt at ``CONTINUE_IMGSZ`` (run folder RUN + ``_416``).
+def continue_runs(run: Path, rounds: int) -> list[Path]:
+    """Folders of the continuation rounds: RUN_416, RUN_416_2, RUN_416_3, ..."""
+    return [run.parent / (run.name + CONTINUE_SUFFIX + (f"_{i + 1}" if i else "")) for i in range(rounds)]
+
+
+def stage_continue(data: Path, run: Path, hours: list[float], epochs: int) -> Path:
+    """Continue from the first run's best.pt at ``CONTINUE_IMGSZ``, one round per entry of
+    ``hours``, each from the previous round's best.pt (see :func:`continue_runs`).
 
     Why: at 320 px the joints of a 416 px training image are a few pixels wide; the first
     run found almost none of them (val joint recall 0.02). Training on at the images' own
-    size keeps the cheap first stage and gives the joints their pixels back.
-    Returns this run's best.pt.
+    size keeps the cheap first stage and gives the joints their pixels back. A time-boxed
+    round ends with its learning rate decayed to ~0; the next round restarts the schedule.
+    Returns the last round's best.pt.
     """
-    cont = run.parent / (run.name + CONTINUE_SUFFIX)
-    return _train_stage(data, str(run / "weights" / "best.pt"), CONTINUE_IMGSZ, hours, epochs, cont)
+    best = run / "weights" / "best.pt"
+    for h, cont in zip(hours, continue_runs(run, len(hours)), strict=True):
+        best = _train_stage(data, str(best), CONTINUE_IMGSZ, h, epochs, cont)
+    return best
 
 
 def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = CONTINUE_IMGSZ) -> dict:
@@ -125,7 +139,7 @@ def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = CONTIN
     return out
 
 
-def stage_ship(best: Path, data: Path, assets: Path, run: Path) -> dict:
+def stage_ship(best: Path, data: Path, assets: Path, run: Path, rounds: int) -> dict:
     from detection.yolo_env import yolo_class
 
     assets.mkdir(parents=True, exist_ok=True)
@@ -141,7 +155,9 @@ def stage_ship(best: Path, data: Path, assets: Path, run: Path) -> dict:
     )
     from detection.model_card import recall_by_size, write_model_card
 
-    write_model_card(assets / "MODEL_CARD.md", data, run, metrics, val, recall_by_size(assets / "cobot_yolo11n.onnx"))
+    write_model_card(
+        assets / "MODEL_CARD.md", data, run, rounds, metrics, val, recall_by_size(assets / "cobot_yolo11n.onnx")
+    )
     return metrics
 
 
@@ -152,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data/synth_v1", help="dataset folder (default %(default)s)")
     ap.add_argument("--run", default="runs/default", help="training run folder (default %(default)s)")
     ap.add_argument("--images", type=int, default=IMAGES)
-    ap.add_argument("--hours", type=float, default=1.4, help="main training time budget in hours (default %(default)s)")
+    ap.add_argument(
+        "--hours", type=float, default=HOURS, help="main training time budget in hours (default %(default)s)"
+    )
     ap.add_argument(
         "--continue-hours",
-        type=float,
-        default=1.5,
-        help="second stage (416 px) time budget in hours (default %(default)s)",
+        default=CONTINUE_HOURS,
+        help="second stage (416 px): comma-separated time budgets in hours, one per round (default %(default)s)",
     )
     ap.add_argument("--epochs", type=int, default=60, help="epochs if the time budget allows (default %(default)s)")
     ap.add_argument(
@@ -172,15 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     def body(args):
         data, run = Path(args.data).resolve(), Path(args.run).resolve()
         stages = set(args.stages.split(","))
+        try:
+            hours = [float(h) for h in args.continue_hours.split(",")]
+        except ValueError:
+            raise InputError(
+                f"--continue-hours {args.continue_hours!r} is not a comma-separated list of hours; e.g. 1.5,1.75"
+            ) from None
         if "generate" in stages:
             stage_generate(data, args.images)
         if "train" in stages:
             stage_train(data, run, args.hours, args.epochs)
-        best = run.parent / (run.name + CONTINUE_SUFFIX) / "weights" / "best.pt"
+        best = continue_runs(run, len(hours))[-1] / "weights" / "best.pt"
         if "continue" in stages:
-            best = stage_continue(data, run, args.continue_hours, args.continue_epochs)
+            best = stage_continue(data, run, hours, args.continue_epochs)
         if "ship" in stages:
-            m = stage_ship(best, data, Path(args.assets), run)
+            m = stage_ship(best, data, Path(args.assets), run, len(hours))
             print(json.dumps(m, indent=2))
         return 0
 

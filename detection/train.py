@@ -36,6 +36,15 @@ def resolve_data(data: str) -> Path:
     return p.resolve()
 
 
+def run_finished(last: Path) -> bool:
+    """True when ``last`` is the checkpoint of a run that ended (ultralytics strips the
+    optimizer and sets epoch -1 when a run finishes)."""
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None
+
+
 def train(
     data: str,
     model: str = "yolo11n.yaml",
@@ -60,6 +69,8 @@ def train(
     if resume:
         if not last.is_file():
             raise InputError(f"nothing to resume: {last} does not exist; run without --resume to start")
+        if run_finished(last):
+            return run_dir  # ultralytics cannot resume a finished run (it falls back to a download)
         YOLO(str(last)).train(resume=True)
         return run_dir
     data_yaml = resolve_data(data)

@@ -36,6 +36,16 @@ def test_training_writes_metrics_and_plots(tiny_run):
     assert (tiny_run / "confusion_matrix.png").is_file()
 
 
+def test_resuming_a_finished_run_is_a_no_op(tiny_run):
+    """The recipe re-runs stages whose runs ended; ultralytics itself cannot resume those."""
+    from detection.train import run_finished, train
+
+    assert run_finished(tiny_run / "weights" / "last.pt")
+    before = (tiny_run / "results.csv").read_text()
+    assert train("unused", resume=True, project=str(tiny_run.parent), name=tiny_run.name) == tiny_run
+    assert (tiny_run / "results.csv").read_text() == before
+
+
 @pytest.mark.parametrize("suffix", [".onnx", ".pt"])
 def test_trained_weights_detect(tiny_run, suffix):
     from detection.detector import Detector
