@@ -182,6 +182,9 @@ def _scale_factor(st: ChainState, scale: ScaleSpec) -> float:
     return (scale.chain_length_m or DEFAULT_CHAIN_LENGTH_M) / lengths.sum()
 
 
+RADIUS_OF_SEGMENT = 0.2  # link radius at most this share of the median segment length
+
+
 def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainModel, np.ndarray]:
     """ChainModel with each joint's angle re-zeroed at the middle of its observed range."""
     J = len(st.jn)
@@ -196,8 +199,12 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
     for j in range(J):
         origins[j] = origins[j] @ axis_angle_matrix(st.ax[j], mid[j])
     margin = np.maximum(LIMIT_MARGIN_RAD, 0.1 * (hi - lo))
-    total = float(np.linalg.norm(st.P[1:], axis=1).sum())
-    radius = np.full(J + 1, max(0.04 * total, 1e-3))
+    seg = np.linalg.norm(st.P[1:], axis=1)
+    total = float(seg.sum())
+    # thin where many short segments make up the chain: a motor (2.5 x radius long) stays
+    # within half of a typical segment instead of swallowing it
+    typical = float(np.median(seg[seg > 0.01 * total])) if total > 0 else 0.0
+    radius = np.full(J + 1, max(min(0.04 * total, RADIUS_OF_SEGMENT * typical), 1e-3))
     model = ChainModel(
         [f"joint_{j}" for j in range(J)],
         origins,
