@@ -164,7 +164,11 @@ def test_bundle_adjust_jacobian_matches_finite_differences(monkeypatch):
     fc.bundle_adjust(
         st, K, uv, nodes=[2, 3], free_cam=False, free_P=[2, 3], free_ax=[2], free_q=[1, 2], smooth_px_per_rad=3.0
     )
-    assert len(checked) == 2 and max(checked) < 1e-5
+    # the depth floor active: nodes nearer than 2 x the chain length pay a penalty
+    monkeypatch.setattr(fc, "DEPTH_FLOOR", 2.0)
+    fc.bundle_adjust(st, K, uv, nodes=list(range(N)), free_cam=True, free_P=[1, 2, 3, 4], free_ax=[1, 2, 3, 4],
+                     free_q=[0, 1, 2, 3, 4], smooth_px_per_rad=3.0, depth_prior=40.0)  # fmt: skip
+    assert len(checked) == 3 and max(checked) < 1e-5, checked
 
 
 def test_elevation_prior_penalises_cameras_far_above_or_below_the_base():

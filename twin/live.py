@@ -228,12 +228,13 @@ def run_live(args) -> int:
                     project(fit.K, fit.world_T_camera, mirror.joint_positions()),
                     f"live frame {fr.index}",
                 )
-                rw, rh = max(2, w // 2), max(2, h // 2)  # the twin at half size: TinyRenderer cost grows with pixels
-                twin = mirror.render(scale_intrinsics(fit.K, rw / w), fit.world_T_camera, rw, rh)[..., ::-1]
-                img = side_by_side(left, np.ascontiguousarray(twin))
-                if writer is not None:
+                img = left
+                if writer is not None:  # the file shows the twin beside the video
+                    rw, rh = max(2, w // 2), max(2, h // 2)  # half size: TinyRenderer cost grows with pixels
+                    twin = mirror.render(scale_intrinsics(fit.K, rw / w), fit.world_T_camera, rw, rh)[..., ::-1]
+                    img = side_by_side(left, np.ascontiguousarray(twin))
                     writer.write(img)
-                if overlay:
+                if overlay:  # the PyBullet window beside it shows the twin: no software render here
                     cv2.imshow("twin mirror", img)
                     return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
                 return True
