@@ -117,3 +117,14 @@ def test_live_solver_follows_the_robot_and_recovers_when_lost():
     solver.step(seq.detections[40])
     assert solver.matched == seq.visible[40].sum()
     assert twin_error_px(40) < 0.01 * diag
+
+
+def test_live_region_margin_out_of_range_is_a_clear_error(tmp_path, capsys):
+    from twin.mirror import main
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "kinova_demo.mp4"
+    out = tmp_path / "live.mp4"
+    assert main(["--live", str(example), "--headless", "-o", str(out), "--region-margin", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--region-margin 3.0 must lie in [0, 1]" in err and "Traceback" not in err
+    assert not out.exists()

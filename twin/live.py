@@ -179,6 +179,9 @@ def run_live(args) -> int:
     src = str(args.live)
     if args.headless and not args.output:
         raise InputError("--live --headless needs -o side_by_side.mp4")
+    margin = REGION_MARGIN if args.region_margin is None else args.region_margin
+    if not 0.0 <= margin <= 1.0:
+        raise InputError(f"--region-margin {margin} must lie in [0, 1] (a share of the image diagonal); e.g. 0.12")
     out = prepare_output(args.output, args.force) if args.output else None
     overlay = False if args.headless else prepare_gui(args.no_overlay)
     if src.isdigit():
@@ -209,7 +212,7 @@ def run_live(args) -> int:
     tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
     urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin")
     solver = LiveSolver(fit, conf=detector.conf)
-    focus = _Focus(solver.region((w, h)))
+    focus = _Focus(solver.region((w, h), margin))
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
     writer = VideoWriter(out, fps, (2 * w, h), preset=LIVE_PRESET).open() if out else None
     n, t_loop = 0, 0.0
@@ -250,7 +253,7 @@ def run_live(args) -> int:
                     q, uv, _ = solver.step(d)
                     n += 1
                     full = n % FULL_FRAME_EVERY == 0 or solver.matched < 2
-                    focus.region = None if full else solver.region((w, h))
+                    focus.region = None if full else solver.region((w, h), margin)
                     if not show(fr, d, q, uv) or not mirror.connected:
                         break
             t_loop = time.perf_counter() - t0

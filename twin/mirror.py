@@ -391,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_detector_arguments(live, conf=False)
     live.add_argument("--fov", type=float, default=60.0, help="camera horizontal field of view, degrees (default 60)")
+    live.add_argument(
+        "--region-margin",
+        type=float,
+        default=None,
+        help="detect only within this share of the image diagonal around the twin's predicted joints "
+        "(default 0.12; smaller is faster but loses a fast-moving robot more often, 0.06: ~+25%% frames/s)",
+    )
     ap.add_argument(
         "--video", help="the video to show beside the twin (default: the one the motion file names, if present)"
     )
