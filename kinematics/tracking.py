@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -64,13 +65,25 @@ class _Segment:
     uv: np.ndarray
     conf: np.ndarray
 
-    def extrapolate(self, at_end: bool, drow: int, k: int = 8) -> np.ndarray:
-        """Where the joint would be ``drow`` rows after its end (or before its start)."""
-        if at_end:
-            pos, vel, acc = _motion_fit(self.rows[-k:], self.uv[-k:])
-        else:
-            pos, vel, acc = _motion_fit(-self.rows[:k][::-1], self.uv[:k][::-1])
-        return pos + vel * drow + 0.5 * acc * min(drow, 3) ** 2
+    @cached_property
+    def tail(self) -> np.ndarray:
+        """(3, 2) position, velocity, acceleration at the end, from the last 8 points."""
+        return np.stack(_motion_fit(self.rows[-_EXTRAPOLATE_FROM:], self.uv[-_EXTRAPOLATE_FROM:]))
+
+    @cached_property
+    def head(self) -> np.ndarray:
+        """(3, 2) the same at the start, time running backwards."""
+        k = _EXTRAPOLATE_FROM
+        return np.stack(_motion_fit(-self.rows[:k][::-1], self.uv[:k][::-1]))
+
+
+_EXTRAPOLATE_FROM = 8  # points of a segment's end that its motion is fitted to
+
+
+def _extrapolate(motion: np.ndarray, drow: np.ndarray) -> np.ndarray:
+    """(n, 2) where joints with ``motion`` (n, 3, 2) would be ``drow`` (n,) rows on."""
+    d = np.asarray(drow, np.float64)[:, None]
+    return motion[:, 0] + motion[:, 1] * d + 0.5 * motion[:, 2] * np.minimum(d, 3) ** 2
 
 
 def _motion_fit(rows, uv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -302,11 +315,14 @@ class JointTracker:
             start = np.stack([s.uv[0] for s in segs])
             gap = first[None, :] - last[:, None]  # [a, b]: rows from A's end to B's start
             e_move = np.full(gap.shape, np.inf)
-            for a, b in zip(*np.nonzero((gap >= 1) & (gap <= 3 * self.max_gap_frames + 2)), strict=False):
-                reach = int(min(gap[a, b], 10))  # extrapolate at most 10 rows
+            a, b = np.nonzero((gap >= 1) & (gap <= 3 * self.max_gap_frames + 2))
+            if len(a):
+                reach = np.minimum(gap[a, b], 10)  # extrapolate at most 10 rows
+                tails = np.stack([s.tail for s in segs])
+                heads = np.stack([s.head for s in segs])
                 e_move[a, b] = 0.5 * (
-                    np.linalg.norm(segs[a].extrapolate(True, reach) - segs[b].uv[0])
-                    + np.linalg.norm(segs[b].extrapolate(False, reach) - segs[a].uv[-1])
+                    np.linalg.norm(_extrapolate(tails[a], reach) - start[b], axis=1)
+                    + np.linalg.norm(_extrapolate(heads[b], reach) - end[a], axis=1)
                 )
             e_rest = np.linalg.norm(end[:, None] - start[None], axis=2)
             short = gap <= 3 * self.max_gap_frames + 2
