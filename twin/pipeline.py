@@ -67,13 +67,22 @@ def link_boxes_for(observed: Observed) -> list[np.ndarray]:
 
 
 def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
-    """(chain, fit) from what was observed."""
+    """(chain, fit) from what was observed; videos longer than ``twin.follow.CHAIN_WINDOW``
+    rows get their chain and fit from their best window and the rest solved frame by frame
+    (see twin.follow)."""
     from kinematics.chain import build_chain
     from kinematics.fit_long import fit_video
+    from twin.follow import CHAIN_WINDOW, best_window, follow
 
-    chain = build_chain(observed.tracks, link_boxes_for(observed))
+    tracks, boxes = observed.tracks, link_boxes_for(observed)
+    if tracks.n_frames <= CHAIN_WINDOW:
+        chain = build_chain(tracks, boxes)
+        return chain, fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
+    n_joints = {d.frame: int((d.cls == JOINT).sum()) for d in observed.detections}
+    window = best_window(np.array([n_joints.get(int(f), 0) for f in tracks.frame]), CHAIN_WINDOW)
+    chain = build_chain(tracks.rows(window), [boxes[r] for r in window])
     fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
-    return chain, fit
+    return follow(fit, chain, window, observed)
 
 
 SEEN_TOL_PX = 6.0  # a track point counts as seen if a joint box centre lies this close (or within half its side)

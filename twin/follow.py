@@ -1,0 +1,80 @@
+"""Long videos: build the chain on one window of frames, then follow the robot through the rest.
+
+Joint tracks fragment over minutes of video (a joint lost behind the arm comes back with a
+new id), and the chain keeps only joints tracked through a good share of the frames: on a
+1-minute video only 2 keypoints survived and 151 of 1800 frames were solved. So a video
+longer than ``CHAIN_WINDOW`` rows gets its chain and its fit from the window of that many
+consecutive rows with the most joint detections; every other row is then solved the way
+the live mirror solves a frame (``twin.live.LiveSolver``: the frame's joint detections
+matched to the twin's predicted keypoints, angles solved for that frame alone), walking
+forwards from the window's end and backwards from its start, so each row starts from its
+neighbour's pose. Time and memory stay bounded for any length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detection.detections import JOINT
+
+CHAIN_WINDOW = 600  # rows (20 s at 30 frames/s) the chain and the bundle adjustment are built from
+
+
+def best_window(joints_per_row: np.ndarray, size: int) -> np.ndarray:
+    """Row indices of the ``size`` consecutive rows with the most joint detections (the earliest
+    such window on ties)."""
+    n = len(joints_per_row)
+    if n <= size:
+        return np.arange(n)
+    sums = np.convolve(np.asarray(joints_per_row, float), np.ones(size), mode="valid")
+    start = int(np.argmax(sums))
+    return np.arange(start, start + size)
+
+
+def follow(fit, chain, window: np.ndarray, observed):
+    """(chain, fit) over every row of ``observed.tracks``, from a chain and fit of the rows
+    ``window`` (consecutive): rows outside it are solved one by one from their detections."""
+    from kinematics.fit import FitResult
+    from kinematics.tracks import Chain, JointTracks
+    from twin.live import LiveSolver
+
+    tracks = observed.tracks
+    T, N = tracks.n_frames, chain.tracks.n_joints
+    by_frame = {d.frame: d for d in observed.detections}
+    uv = np.full((T, N, 2), np.nan)
+    conf = np.zeros((T, N))
+    q = np.full((T, fit.model.n_joints), np.nan)
+    residual = np.full(T, np.nan)
+    uv[window], conf[window] = chain.tracks.uv, chain.tracks.conf
+    q[window], residual[window] = fit.q, fit.residual_px
+    ok = np.flatnonzero(np.isfinite(fit.q).all(axis=1))
+    if len(ok):
+        a, b = int(window[0]), int(window[-1])
+        for rows, q0 in ((range(b + 1, T), fit.q[ok[-1]]), (range(a - 1, -1, -1), fit.q[ok[0]])):
+            solver = LiveSolver(fit, q0=q0, conf=0.0)
+            for r in rows:
+                d = by_frame.get(int(tracks.frame[r]))
+                if d is None:
+                    continue
+                q_r, uv_r, res = solver.step(d)
+                if np.isfinite(res):
+                    q[r], residual[r] = q_r, res
+                uv[r] = uv_r
+                conf[r] = _matched_conf(d, uv_r)
+    full = JointTracks(uv, conf, tracks.frame, tracks.t, chain.tracks.ids, tracks.image_size)
+    out_fit = FitResult(
+        fit.model, fit.K, fit.world_T_camera, q, tracks.frame, tracks.t, residual, fit.model.node_of_joint
+    )
+    return Chain(full, chain.graph), out_fit
+
+
+def _matched_conf(d, uv: np.ndarray) -> np.ndarray:
+    """Score of the joint detection each matched keypoint came from (0 where unmatched)."""
+    j = d.of_class(JOINT)
+    out = np.zeros(len(uv))
+    if not len(j):
+        return out
+    dist = np.linalg.norm(uv[:, None] - j.centers[None], axis=2)
+    hit = np.isfinite(dist).all(axis=1)
+    out[hit] = j.conf[np.argmin(dist[hit], axis=1)]
+    return out
