@@ -22,9 +22,12 @@ HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
 
 
 def test_detect_region_sees_what_the_whole_frame_sees():
-    """Around the true cobot box, region detection finds the joints whole-frame detection
-    finds (same pixel scale), reports them in frame coordinates and stays inside the region."""
+    """Around the true cobot box grown by the live mirror's margin, region detection finds the
+    joints whole-frame detection finds (same pixel scale), reports them in frame coordinates
+    and stays inside the region. The network needs that context: with the cobot box grown by
+    only 24 px the current weights find 30 of the 39 joints the whole frame gives."""
     from detection.detector import Detector
+    from twin.live import REGION_MARGIN
 
     det = Detector()
     full_hit = region_hit = total = 0
@@ -33,9 +36,10 @@ def test_detect_region_sees_what_the_whole_frame_sees():
         cls, xyxy = true_boxes(json.loads(path.with_suffix(".json").read_text())["frames"][0])[0]
         if not (cls == COBOT).any():
             continue
-        region = xyxy[cls == COBOT][0] + [-24, -24, 24, 24]
-        d = det.detect_region(img, region)
         h, w = img.shape[:2]
+        pad = REGION_MARGIN * np.hypot(w, h)
+        region = xyxy[cls == COBOT][0] + [-pad, -pad, pad, pad]
+        d = det.detect_region(img, region)
         lo = np.maximum(region[:2], 0) - 1
         hi = np.minimum(region[2:], [w, h]) + 1
         assert np.all(d.xyxy[:, :2] >= lo) and np.all(d.xyxy[:, 2:] <= hi)
