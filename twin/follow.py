@@ -32,15 +32,16 @@ def best_window(joints_per_row: np.ndarray, size: int) -> np.ndarray:
 
 
 def follow(fit, chain, window: np.ndarray, observed):
-    """(chain, fit) over every row of ``observed.tracks``, from a chain and fit of the rows
-    ``window`` (consecutive): rows outside it are solved one by one from their detections."""
+    """(chain, fit) over every frame of ``observed.detections``, from a chain and fit of the
+    rows ``window`` (consecutive): the others are solved one by one from their detections."""
     from kinematics.fit import FitResult
     from kinematics.tracks import Chain, JointTracks
     from twin.live import LiveSolver
 
-    tracks = observed.tracks
-    T, N = tracks.n_frames, chain.tracks.n_joints
-    by_frame = {d.frame: d for d in observed.detections}
+    dets = observed.detections
+    frame = np.array([d.frame for d in dets], np.int64)
+    t = np.array([d.t for d in dets], np.float64)
+    T, N = len(dets), chain.tracks.n_joints
     uv = np.full((T, N, 2), np.nan)
     conf = np.zeros((T, N))
     q = np.full((T, fit.model.n_joints), np.nan)
@@ -53,18 +54,14 @@ def follow(fit, chain, window: np.ndarray, observed):
         for rows, q0 in ((range(b + 1, T), fit.q[ok[-1]]), (range(a - 1, -1, -1), fit.q[ok[0]])):
             solver = LiveSolver(fit, q0=q0, conf=0.0)
             for r in rows:
-                d = by_frame.get(int(tracks.frame[r]))
-                if d is None:
-                    continue
+                d = dets[r]
                 q_r, uv_r, res = solver.step(d)
                 if np.isfinite(res):
                     q[r], residual[r] = q_r, res
                 uv[r] = uv_r
                 conf[r] = _matched_conf(d, uv_r)
-    full = JointTracks(uv, conf, tracks.frame, tracks.t, chain.tracks.ids, tracks.image_size)
-    out_fit = FitResult(
-        fit.model, fit.K, fit.world_T_camera, q, tracks.frame, tracks.t, residual, fit.model.node_of_joint
-    )
+    full = JointTracks(uv, conf, frame, t, chain.tracks.ids, chain.tracks.image_size)
+    out_fit = FitResult(fit.model, fit.K, fit.world_T_camera, q, frame, t, residual, fit.model.node_of_joint)
     return Chain(full, chain.graph), out_fit
 
 

@@ -26,6 +26,7 @@ class Observed:
     tracks: object  # kinematics.tracks.JointTracks
     frames_read: int = 0
     seconds: float = 0.0
+    window: np.ndarray | None = None  # long videos: the rows of ``detections`` the tracks cover
 
 
 def observe(
@@ -35,15 +36,22 @@ def observe(
     conf_threshold: float = 0.25,
 ) -> Observed:
     """Track joints over a stream of per-frame detections (joints scored below
-    ``conf_threshold`` are ignored: pass the detector's own threshold)."""
+    ``conf_threshold`` are ignored: pass the detector's own threshold).
+
+    A stream longer than ``twin.follow.CHAIN_WINDOW`` frames is tracked only over its
+    densest window of that many frames (``Observed.window``; see twin.follow): tracks
+    fragment over minutes, and joining fragments costs more than linear time.
+    """
     from kinematics.tracking import JointTracker
+    from twin.follow import CHAIN_WINDOW, best_window
 
     tracker = JointTracker(image_size, conf_threshold=conf_threshold)
     kept: list[Detections] = []
     t0 = time.perf_counter()
     n = 0
     for d in dets_iter:
-        tracker.update(d)
+        if n < CHAIN_WINDOW:
+            tracker.update(d)
         kept.append(d)
         n += 1
         if on_frame is not None:
@@ -56,8 +64,14 @@ def observe(
         raise NoRobotError(
             f"no robot joints were detected in {n} frames ({n_cobot} frames with a cobot box); is a robot arm in view? Try --conf 0.1 or your own weights (--weights)"
         )
+    window = None
+    if n > CHAIN_WINDOW:
+        window = best_window(np.array([int((d.cls == JOINT).sum()) for d in kept]), CHAIN_WINDOW)
+        tracker = JointTracker(image_size, conf_threshold=conf_threshold)
+        for r in window:
+            tracker.update(kept[r])
     tracks = tracker.result()
-    return Observed(kept, image_size, tracks, n, time.perf_counter() - t0)
+    return Observed(kept, image_size, tracks, n, time.perf_counter() - t0, window)
 
 
 def link_boxes_for(observed: Observed) -> list[np.ndarray]:
@@ -67,22 +81,17 @@ def link_boxes_for(observed: Observed) -> list[np.ndarray]:
 
 
 def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
-    """(chain, fit) from what was observed; videos longer than ``twin.follow.CHAIN_WINDOW``
-    rows get their chain and fit from their best window and the rest solved frame by frame
-    (see twin.follow)."""
+    """(chain, fit) from what was observed; for a long video (``observed.window`` set) the
+    chain and fit of its window, then every other frame solved alone (see twin.follow)."""
     from kinematics.chain import build_chain
     from kinematics.fit_long import fit_video
-    from twin.follow import CHAIN_WINDOW, best_window, follow
+    from twin.follow import follow
 
-    tracks, boxes = observed.tracks, link_boxes_for(observed)
-    if tracks.n_frames <= CHAIN_WINDOW:
-        chain = build_chain(tracks, boxes)
-        return chain, fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
-    n_joints = {d.frame: int((d.cls == JOINT).sum()) for d in observed.detections}
-    window = best_window(np.array([n_joints.get(int(f), 0) for f in tracks.frame]), CHAIN_WINDOW)
-    chain = build_chain(tracks.rows(window), [boxes[r] for r in window])
+    chain = build_chain(observed.tracks, link_boxes_for(observed))
     fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
-    return follow(fit, chain, window, observed)
+    if observed.window is None:
+        return chain, fit
+    return follow(fit, chain, observed.window, observed)
 
 
 SEEN_TOL_PX = 6.0  # a track point counts as seen if a joint box centre lies this close (or within half its side)
