@@ -67,9 +67,10 @@ def observe(
     window = None
     if n > CHAIN_WINDOW:
         window = best_window(np.array([int((d.cls == JOINT).sum()) for d in kept]), CHAIN_WINDOW)
-        tracker = JointTracker(image_size, conf_threshold=conf_threshold)
-        for r in window:
-            tracker.update(kept[r])
+        if window[0] != 0:  # the streaming tracker saw exactly the first window already
+            tracker = JointTracker(image_size, conf_threshold=conf_threshold)
+            for r in window:
+                tracker.update(kept[r])
     tracks = tracker.result()
     return Observed(kept, image_size, tracks, n, time.perf_counter() - t0, window)
 
