@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="detect only within this share of the image diagonal around the twin's predicted joints "
-        "(default 0.12; smaller is faster but loses a fast-moving robot more often, 0.06: ~+25%% frames/s)",
+        "(default 0.12; smaller costs less per region but loses a fast-moving robot more often)",
     )
     ap.add_argument(
         "--video", help="the video to show beside the twin (default: the one the motion file names, if present)"
