@@ -305,11 +305,11 @@ def fit_chain(
     ``elevation_range_deg``, in units of ``ELEVATION_SOFTNESS_DEG``. Why: people film a
     cobot from about its height, and the camera is above the floor the base stands on;
     a camera looking down from > 45° or up from below the base is rare. On the rendered
-    benchmark (13 oracle videos, true elevations 7..42°) the default starts (0°, 45°) with
-    this prior took the median 3D error from 0.231 to 0.222 of the chain length versus the
-    previous single 20° start, twin PCK unchanged (per video it is mixed: 5 better, 3
-    worse); the cost alone would pick a 45° start that ends ~80° above the robot. Each
-    start costs a full peel, so the fit takes about twice as long as with one start.
+    benchmark (13 oracle videos, true elevations 7..42°) two starts (0°, 45°) with this
+    prior took the median 3D error from 0.231 to 0.222 of the chain length versus a single
+    20° start, twin PCK unchanged (per video it is mixed: 5 better, 3 worse); the cost
+    alone would pick a 45° start that ends ~80° above the robot. Each start costs a full
+    peel, so two starts take about twice as long: the default is the single 20° start.
     smooth: angle smoothness
     weight, in robot sizes (pixels) per radian of change between consecutive frames.
     length_prior: weight of the prior against links longer than their image length
