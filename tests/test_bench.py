@@ -95,6 +95,21 @@ def test_rerun_reuses_cached_videos(quick):
     assert not rendered and video.is_file() and gt.is_file()
 
 
+def test_oracle_only_skips_the_detector_and_repeats_the_oracle_numbers(quick, tmp_path):
+    import shutil
+
+    _, out, report = quick
+    shutil.copytree(Path(out) / "videos", tmp_path / "videos")  # the cached renders
+    rc = main(["-o", str(tmp_path), "--quick", "--oracle-only"])
+    again = json.loads((tmp_path / "bench.json").read_text())
+    assert rc == 0
+    assert again["real_path"]["ran"] is False and "--oracle-only" in again["real_path"]["note"]
+    assert all(r["real"] == "not run" for r in again["cases"])
+    for a, b in zip(report["cases"], again["cases"], strict=True):
+        assert a["case"]["name"] == b["case"]["name"]
+        assert a["oracle"]["twin_pck"] == pytest.approx(b["oracle"]["twin_pck"], abs=1e-9)
+
+
 def test_make_cases_is_reproducible_and_varied():
     from twin.bench_cases import HELD_OUT, make_cases
 

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--seed", type=int, default=0, help="benchmark seed: same seed, same videos (default 0)")
     ap.add_argument("--quick", action="store_true", help="CI mode: 3 videos x 60 frames at 320x240, floors on")
+    ap.add_argument(
+        "--oracle-only",
+        action="store_true",
+        help="skip the detector (real path, speeds, mAP): the kinematics alone on oracle detections, fast enough for many videos",
+    )
     for name, help_ in (
         ("min-oracle-kp-pck", "mean keypoint PCK, oracle path"),
         ("min-oracle-twin-pck", "mean twin PCK, oracle path"),
@@ -118,6 +123,8 @@ def _open_detector(args):
     from detection.detector import Detector, default_weights
 
     weights = Path(args.weights) if args.weights else default_weights()
+    if getattr(args, "oracle_only", False):
+        return None, weights, "real path not run (--oracle-only)"
     if not weights.is_file():
         if args.weights:
             raise WeightsError(f"--weights {weights} not found; give an existing .onnx/.pt file")
