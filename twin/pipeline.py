@@ -76,9 +76,10 @@ def observe(
 
 
 def link_boxes_for(observed: Observed) -> list[np.ndarray]:
-    """One (k, 4) array of link boxes per row of the tracks."""
-    by_frame = {d.frame: d.of_class(LINK).xyxy for d in observed.detections}
-    return [by_frame.get(int(f), np.zeros((0, 4), np.float32)) for f in observed.tracks.frame]
+    """One (k, 4) array of link boxes per row of the tracks (the tracks' rows are the
+    detections' rows, or those of ``observed.window``)."""
+    rows = range(len(observed.detections)) if observed.window is None else observed.window
+    return [observed.detections[r].of_class(LINK).xyxy for r in rows]
 
 
 def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
