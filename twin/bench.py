@@ -124,7 +124,7 @@ def _open_detector(args):
     from detection.detector import Detector, default_weights
 
     weights = Path(args.weights) if args.weights else default_weights()
-    if getattr(args, "oracle_only", False):
+    if args.oracle_only:
         return None, weights, "real path not run (--oracle-only)"
     if not weights.is_file():
         if args.weights:
