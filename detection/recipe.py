@@ -36,6 +36,8 @@ CONTINUE_SUFFIX = "_416"
 MODEL = "yolo11n.yaml"
 HOURS = 1.4  # first stage's time box
 CONTINUE_HOURS = "1.5,1.75,1.75"  # second stage: one time box per round (what made the shipped weights)
+CONTINUE_WARMUP = "3"  # warm-up epochs per round (one number: every round); 3 is ultralytics' default
+CONTINUE_LR0 = "0"  # AdamW learning rate per round; 0: ultralytics' automatic choice (AdamW, 0.001429 here)
 
 
 def stage_generate(data: Path, images: int) -> None:
@@ -67,14 +69,37 @@ def stage_generate(data: Path, images: int) -> None:
     write_data_yaml(data)
 
 
-def _train_stage(data: Path, weights: str, imgsz: int, hours: float, epochs: int, run: Path) -> Path:
+def _train_stage(
+    data: Path,
+    weights: str,
+    imgsz: int,
+    hours: float,
+    epochs: int,
+    run: Path,
+    warmup_epochs: float = 3.0,
+    lr0: float = 0.0,
+) -> Path:
     """One time-boxed training run into ``run`` (resumed from its last.pt if interrupted,
     skipped once its ``done`` marker exists); returns its best.pt."""
     from detection.train import train
 
     last = run / "weights" / "last.pt"
     if not (run / "done").exists():
-        train(str(data), weights, imgsz, epochs, hours, 16, 2, 0, str(run.parent), run.name, resume=last.exists())
+        extra = {"warmup_epochs": warmup_epochs} | ({"optimizer": "AdamW", "lr0": lr0} if lr0 > 0 else {})
+        train(
+            str(data),
+            weights,
+            imgsz,
+            epochs,
+            hours,
+            16,
+            2,
+            0,
+            str(run.parent),
+            run.name,
+            resume=last.exists(),
+            extra=extra,
+        )
         (run / "done").write_text("ok\n")
     return run / "weights" / "best.pt"
 
@@ -89,7 +114,14 @@ def continue_runs(run: Path, rounds: int) -> list[Path]:
     return [run.parent / (run.name + CONTINUE_SUFFIX + (f"_{i + 1}" if i else "")) for i in range(rounds)]
 
 
-def stage_continue(data: Path, run: Path, hours: list[float], epochs: int) -> Path:
+def stage_continue(
+    data: Path,
+    run: Path,
+    hours: list[float],
+    epochs: int,
+    warmup: list[float] | None = None,
+    lr0: list[float] | None = None,
+) -> Path:
     """Continue from the first run's best.pt at ``CONTINUE_IMGSZ``, one round per entry of
     ``hours``, each from the previous round's best.pt (see :func:`continue_runs`).
 
@@ -97,11 +129,16 @@ def stage_continue(data: Path, run: Path, hours: list[float], epochs: int) -> Pa
     run found almost none of them (val joint recall 0.02). Training on at the images' own
     size keeps the cheap first stage and gives the joints their pixels back. A time-boxed
     round ends with its learning rate decayed to ~0; the next round restarts the schedule.
-    Returns the last round's best.pt.
+    ``warmup`` gives each round's warm-up epochs (default 3 each): a restart's warm-up (bias
+    learning rate 0.1) costs a round a few epochs of val mAP before it climbs past where the
+    previous round ended. ``lr0`` gives each round's AdamW learning rate (0: ultralytics'
+    automatic choice). Returns the last round's best.pt.
     """
+    warmup = warmup or [3.0] * len(hours)
+    lr0 = lr0 or [0.0] * len(hours)
     best = run / "weights" / "best.pt"
-    for h, cont in zip(hours, continue_runs(run, len(hours)), strict=True):
-        best = _train_stage(data, str(best), CONTINUE_IMGSZ, h, epochs, cont)
+    for h, w, lr, cont in zip(hours, warmup, lr0, continue_runs(run, len(hours)), strict=True):
+        best = _train_stage(data, str(best), CONTINUE_IMGSZ, h, epochs, cont, w, lr)
     return best
 
 
@@ -161,6 +198,25 @@ def stage_ship(best: Path, data: Path, assets: Path, run: Path, rounds: int) -> 
     return metrics
 
 
+def _numbers(flag: str, text: str) -> list[float]:
+    try:
+        return [float(h) for h in text.split(",")]
+    except ValueError:
+        raise InputError(f"{flag} {text!r} is not a comma-separated list of numbers; e.g. 1.5,1.75") from None
+
+
+def _per_round(flag: str, text: str, rounds: int) -> list[float]:
+    """One number per round of --continue-hours (a single number applies to every round)."""
+    values = _numbers(flag, text)
+    if len(values) == 1:
+        return values * rounds
+    if len(values) != rounds:
+        raise InputError(
+            f"{flag} has {len(values)} numbers for {rounds} rounds of --continue-hours; give one per round or a single number"
+        )
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m detection.recipe", description="Generate data, train and ship the default detector (resumable)."
@@ -176,6 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         default=CONTINUE_HOURS,
         help="second stage (416 px): comma-separated time budgets in hours, one per round (default %(default)s)",
     )
+    ap.add_argument(
+        "--continue-warmup",
+        default=CONTINUE_WARMUP,
+        help="warm-up epochs of each second-stage round, comma-separated, or one number for all (default %(default)s)",
+    )
+    ap.add_argument(
+        "--continue-lr0",
+        default=CONTINUE_LR0,
+        help="AdamW learning rate of each second-stage round, comma-separated, or one number for all;"
+        " 0: ultralytics' automatic choice (default %(default)s)",
+    )
     ap.add_argument("--epochs", type=int, default=60, help="epochs if the time budget allows (default %(default)s)")
     ap.add_argument(
         "--continue-epochs", type=int, default=40, help="second-stage epochs if its budget allows (default %(default)s)"
@@ -189,19 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     def body(args):
         data, run = Path(args.data).resolve(), Path(args.run).resolve()
         stages = set(args.stages.split(","))
-        try:
-            hours = [float(h) for h in args.continue_hours.split(",")]
-        except ValueError:
-            raise InputError(
-                f"--continue-hours {args.continue_hours!r} is not a comma-separated list of hours; e.g. 1.5,1.75"
-            ) from None
+        hours = _numbers("--continue-hours", args.continue_hours)
+        warmup = _per_round("--continue-warmup", args.continue_warmup, len(hours))
+        lr0 = _per_round("--continue-lr0", args.continue_lr0, len(hours))
         if "generate" in stages:
             stage_generate(data, args.images)
         if "train" in stages:
             stage_train(data, run, args.hours, args.epochs)
         best = continue_runs(run, len(hours))[-1] / "weights" / "best.pt"
         if "continue" in stages:
-            best = stage_continue(data, run, hours, args.continue_epochs)
+            best = stage_continue(data, run, hours, args.continue_epochs, warmup, lr0)
         if "ship" in stages:
             m = stage_ship(best, data, Path(args.assets), run, len(hours))
             print(json.dumps(m, indent=2))

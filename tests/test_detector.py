@@ -20,8 +20,32 @@ def tiny_run(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("train")
     data = root / "data"
-    assert synth_main(["--robots", "ur5", "--images", "12", "--size", "160", "-o", str(data), "--seed", "0", "--val", "0.25", "--test", "0", "--workers", "1"]) == 0
-    run = train(str(data), "yolo11n.yaml", imgsz=160, epochs=1, batch=4, workers=0, project=str(root / "runs"), name="tiny")
+    assert (
+        synth_main(
+            [
+                "--robots",
+                "ur5",
+                "--images",
+                "12",
+                "--size",
+                "160",
+                "-o",
+                str(data),
+                "--seed",
+                "0",
+                "--val",
+                "0.25",
+                "--test",
+                "0",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    run = train(
+        str(data), "yolo11n.yaml", imgsz=160, epochs=1, batch=4, workers=0, project=str(root / "runs"), name="tiny"
+    )
     best = run / "weights" / "best.pt"
     assert best.is_file()
     onnx = Path(yolo_class()(str(best)).export(format="onnx", imgsz=160, simplify=False, dynamic=True))
@@ -110,7 +134,10 @@ def test_predict_cli_on_video(tiny_run, tmp_path, capsys):
         for i in range(5):
             w.write(np.full((64, 96, 3), 40 * i, np.uint8))
     out = tmp_path / "ann.mp4"
-    assert predict_main([str(src), "-o", str(out), "--weights", str(tiny_run / "weights" / "best.onnx"), "--imgsz", "160"]) == 0
+    assert (
+        predict_main([str(src), "-o", str(out), "--weights", str(tiny_run / "weights" / "best.onnx"), "--imgsz", "160"])
+        == 0
+    )
     assert len(list(open_video(out))) == 5
     # a text file posing as a video: one line, non-zero exit, no traceback
     fake = tmp_path / "fake.mp4"
@@ -118,3 +145,21 @@ def test_predict_cli_on_video(tiny_run, tmp_path, capsys):
     rc = predict_main([str(fake), "-o", str(tmp_path / "x.mp4"), "--weights", str(tiny_run / "weights" / "best.onnx")])
     err = capsys.readouterr().err
     assert rc != 0 and "fake.mp4" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--continue-hours", "1,x"], "--continue-hours '1,x' is not a comma-separated list"),
+        (["--continue-hours", "1,2", "--continue-warmup", "1,2,3"], "--continue-warmup has 3 numbers for 2 rounds"),
+        (["--continue-hours", "1,2,3", "--continue-lr0", "0,1e-4"], "--continue-lr0 has 2 numbers for 3 rounds"),
+    ],
+)
+def test_recipe_per_round_options_are_checked(flags, message, tmp_path, capsys):
+    """The recipe's per-round settings are checked before any stage runs (no stage is given)."""
+    from detection.recipe import main
+
+    rc = main(["--data", str(tmp_path / "d"), "--run", str(tmp_path / "r"), "--stages", "none", *flags])
+    err = capsys.readouterr().err
+    assert rc != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
