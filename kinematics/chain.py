@@ -333,6 +333,7 @@ def build_chain(
     merge_px: float = 4.0,
     merge_fraction: float = 0.8,
     min_edge_weight: float = 0.1,
+    cut_edge_weight: float = 0.05,
     noise_px: float = 2.0,
     fragment_px: float = 12.0,
     conflict_overlap: float = 0.3,
@@ -343,7 +344,13 @@ def build_chain(
     link_boxes: one (k, 4) array of link boxes (xyxy pixels) per row of ``tracks``.
     Joints seen in fewer than ``min_track_fraction`` of the frames are ignored; tracks
     within ``merge_px`` of each other in ``merge_fraction`` of their shared frames are one
-    joint; tree edges weaker than ``min_edge_weight`` are cut. Raises ChainError when fewer
+    joint; tree edges weaker than ``cut_edge_weight`` are cut, and a joint joins the main
+    chain only through links stronger than half of ``min_edge_weight``. Why two: a long
+    link that no single link box holds (its box is cut by the joints at its ends) scores
+    only its rigidity and proximity under the box gate's floor, ~0.09 on a rendered xarm7,
+    and a cut at 0.1 split that arm in two (3 of its 5 joints kept, twin PCK 0.58); cut at
+    0.05 it keeps all 5 (twin PCK 0.98), and the 23 other oracle videos of ``twin.bench
+    --oracle-only`` (seeds 0 and 1) came out the same. Raises ChainError when fewer
     than two joints remain or none of them are linked by the evidence. With link boxes,
     joints inside none of them in more than ``1 - min_on_robot`` of their frames are
     dropped (people, clutter).
@@ -385,7 +392,7 @@ def build_chain(
     for i, j in zip(*np.nonzero(np.triu(W > 0)), strict=False):
         G.add_edge(int(i), int(j), weight=float(W[i, j]))
     tree = nx.maximum_spanning_tree(G, weight="weight")
-    tree.remove_edges_from([(a, b) for a, b, w in tree.edges(data="weight") if w < min_edge_weight])
+    tree.remove_edges_from([(a, b) for a, b, w in tree.edges(data="weight") if w < cut_edge_weight])
     seen_count = tr.seen.sum(0)
     comp = max(nx.connected_components(tree), key=lambda c: (len(c), sum(seen_count[k] for k in c)))
     if len(comp) < 2:
