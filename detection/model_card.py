@@ -47,6 +47,8 @@ def write_model_card(
     from detection.recipe import (
         CONTINUE_HOURS,
         CONTINUE_IMGSZ,
+        CONTINUE_LR0,
+        CONTINUE_WARMUP,
         HOURS,
         IMGSZ,
         SEED,
@@ -84,7 +86,9 @@ rule in docs/ground_truth.md.
      from the previous round's best.pt with a fresh learning-rate schedule: {rounds_text}.
      Why: at {IMGSZ} px the joints of a 416 px image are a few pixels wide and stage 1 found
      almost none (val joint recall 0.02).
-  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours {HOURS} --continue-hours {CONTINUE_HOURS}`
+  Each round's warm-up epochs: {CONTINUE_WARMUP}; AdamW learning rate: {CONTINUE_LR0} (0: ultralytics'
+  automatic choice, 0.001429 here).
+  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours {HOURS} --continue-hours {CONTINUE_HOURS} --continue-warmup {CONTINUE_WARMUP} --continue-lr0 {CONTINUE_LR0}`
   (stages generate, train, continue, ship; each resumable).
 
 ## Metrics on the held-out-robot test split ({TEST_ROBOTS}), at {CONTINUE_IMGSZ} px

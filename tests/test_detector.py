@@ -151,8 +151,16 @@ def test_predict_cli_on_video(tiny_run, tmp_path, capsys):
     ("flags", "message"),
     [
         (["--continue-hours", "1,x"], "--continue-hours '1,x' is not a comma-separated list"),
-        (["--continue-hours", "1,2", "--continue-warmup", "1,2,3"], "--continue-warmup has 3 numbers for 2 rounds"),
-        (["--continue-hours", "1,2,3", "--continue-lr0", "0,1e-4"], "--continue-lr0 has 2 numbers for 3 rounds"),
+        (
+            ["--continue-hours", "1,2", "--continue-warmup", "1,2,3", "--continue-lr0", "0"],
+            "--continue-warmup has 3 numbers for 2 rounds",
+        ),
+        (
+            ["--continue-hours", "1,2,3", "--continue-warmup", "3", "--continue-lr0", "0,1e-4"],
+            "--continue-lr0 has 2 numbers for 3 rounds",
+        ),
+        # the defaults describe the shipped weights' rounds: other hours need their own settings
+        (["--continue-hours", "1,2"], "--continue-warmup has 4 numbers for 2 rounds"),
     ],
 )
 def test_recipe_per_round_options_are_checked(flags, message, tmp_path, capsys):
