@@ -320,8 +320,9 @@ def fit_chain(
     --videos 12``, seeds 0 and 1) the peel without it (0) reaches better 3D shapes (mean
     3D error 0.210 -> 0.186 and 0.190 -> 0.171 of the chain length, twin PCK unchanged);
     but on the detector's tracks, with their false joints, it keeps the fit in place:
-    without it the real path of ``twin.bench --videos 4`` fell from twin PCK 0.69 to 0.39
-    (panda 0.91 -> 0.02, kinova 0.97 -> 0.53). So it stays on (0.2) by default.
+    without it the real path of ``twin.bench --videos 4`` fell from twin PCK 0.55 to 0.39
+    with the shipped weights (panda 0.32 -> 0.02, kinova 0.91 -> 0.53) and from 0.69 to
+    0.34 with the weights before them. So it stays on (0.2) by default.
     The axis prior (0.05, 0.1) did not change the oracle 3D mean (seed 1: 0.179, 0.170).
     axis_prior: weight of the prior that consecutive joint axes are parallel or
     perpendicular, on the same scale (off by default: it did not help on the benchmark).
