@@ -77,3 +77,63 @@ def _matched_conf(d, uv: np.ndarray) -> np.ndarray:
     hit = np.isfinite(dist).all(axis=1)
     out[hit] = j.conf[np.argmin(dist[hit], axis=1)]
     return out
+
+
+FILL_MAX_RESIDUAL_PX = 6.0  # a re-solved row is kept only if its matched keypoints fit this well (RMS)
+
+
+def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf: float = 0.0):
+    """(chain, fit) with the rows where the tracks saw few of the chain's nodes re-solved from
+    that row's own joint detections.
+
+    The chain keeps only joints tracked through a good share of the video, so where the
+    robot was seen by other track fragments (a wrist that left the view and came back with a
+    new id, a stretch with the base out of view) the fit has one or two nodes per row, or
+    none, while the detector still found the joints. Such a row is solved the way the live
+    mirror solves a frame (``twin.live.LiveSolver``: detections matched to the twin's
+    predicted keypoints, angles solved for that row alone) from the fit's angles there, or
+    from the neighbouring row's where the fit has none; the result is kept when it matches
+    more keypoints than the tracks saw and fits them within ``FILL_MAX_RESIDUAL_PX``.
+    ``rows``: the detections' row of each track row (``observed.window``; default all).
+    """
+    from kinematics.fit import FitResult
+    from kinematics.tracks import Chain, JointTracks
+    from twin.live import LiveSolver
+
+    dets = observed.detections
+    rows = np.arange(len(dets)) if rows is None else np.asarray(rows)
+    uv = chain.tracks.uv.copy()
+    conf_t = chain.tracks.conf.copy()
+    q, residual = fit.q.copy(), fit.residual_px.copy()
+    N = uv.shape[1]
+    n_seen = np.isfinite(uv[..., 0]).sum(axis=1)
+    solved = np.isfinite(q).all(axis=1)
+    if not solved.any() or n_seen.min() >= N:
+        return chain, fit
+    solver = LiveSolver(fit, conf=conf)
+    changed = False
+    first = int(np.flatnonzero(solved)[0])
+    # forwards from the first solved row, then backwards over the rows before it; each row
+    # starts from the fit's angles there or, where the fit has none, from its neighbour's
+    for order in (range(first, len(q)), range(first - 1, -1, -1)):
+        good = q[first].copy()
+        for r in order:
+            if np.isfinite(q[r]).all():
+                good = q[r].copy()
+            if n_seen[r] >= N:
+                continue
+            solver.q = good.copy()
+            q_r, uv_r, res = solver.step(dets[rows[r]])
+            m = int(np.isfinite(uv_r[:, 0]).sum())
+            if m > n_seen[r] and m >= 2 and res <= FILL_MAX_RESIDUAL_PX:
+                q[r], residual[r], good = q_r, res, q_r.copy()
+                new = ~np.isfinite(uv[r, :, 0]) & np.isfinite(uv_r[:, 0])
+                uv[r, new] = uv_r[new]
+                conf_t[r, new] = _matched_conf(dets[rows[r]], uv_r)[new]
+                changed = True
+    if not changed:
+        return chain, fit
+    t = chain.tracks
+    tracks = JointTracks(uv, conf_t, t.frame, t.t, t.ids, t.image_size)
+    out = FitResult(fit.model, fit.K, fit.world_T_camera, q, fit.frame, fit.t, residual, fit.node_of_joint)
+    return Chain(tracks, chain.graph), out
