@@ -122,8 +122,10 @@ def build_urdf(
     density_kg_m3: float = DEFAULT_DENSITY_KG_M3,
     effort_nm: float = DEFAULT_EFFORT_NM,
     velocity_rad_s: float = DEFAULT_VELOCITY_RAD_S,
+    mesh_detail: float = 1.0,
 ) -> tuple[str, dict[str, bytes]]:
-    """URDF text and ``{relative mesh path: STL bytes}`` for ``model`` (nothing is written)."""
+    """URDF text and ``{relative mesh path: STL bytes}`` for ``model`` (nothing is written);
+    ``mesh_detail`` < 1: coarser meshes (see kinematics.urdf_geometry.link_parts)."""
     robot = sanitize_robot_name(robot_name)
     joints = sanitize_joint_names(model.joint_names)
     links = link_names(model.n_joints)
@@ -131,7 +133,7 @@ def build_urdf(
     for kind, rgba in COLORS.items():
         ET.SubElement(ET.SubElement(root, "material", name=f"twin_{kind}"), "color", rgba=rgba)
     meshes: dict[str, bytes] = {}
-    for i, parts in enumerate(link_parts(model)):
+    for i, parts in enumerate(link_parts(model, mesh_detail)):
         link = ET.SubElement(root, "link", name=links[i])
         props = combine([mesh_mass_properties(p.mesh, density_kg_m3) for p in parts])
         props = make_physical(props)
@@ -238,13 +240,15 @@ def write_urdf(
     force: bool = False,
     density_kg_m3: float = DEFAULT_DENSITY_KG_M3,
     companions: Mapping[str | os.PathLike, str] | None = None,
+    mesh_detail: float = 1.0,
 ) -> Path:
     """Write ``path`` (URDF) and its meshes under ``meshes/`` beside it; return ``path``.
 
     ``companions`` (path -> text, e.g. the motion file) are written in one set with the
     URDF (twin.atomic.write_texts_together): meshes first (content-hashed names never
     overwrite the old URDF's), then every text file under a temporary name, then the
-    renames with interrupts held; stale meshes are removed last.
+    renames with interrupts held; stale meshes are removed last. ``mesh_detail``: see
+    ``build_urdf``.
     Raises ``OutputError`` if an output exists and ``force`` is False, ``ChainError`` if the
     model cannot be written (non-rigid origins, non-finite numbers).
     """
@@ -252,7 +256,7 @@ def write_urdf(
 
     path = prepare_output(path, force)
     extra = {prepare_output(p, force): text for p, text in (companions or {}).items()}
-    text, meshes = build_urdf(model, robot_name, density_kg_m3)
+    text, meshes = build_urdf(model, robot_name, density_kg_m3, mesh_detail=mesh_detail)
     folder = path.parent
     old_refs = _mesh_refs(path) if path.exists() else set()
     try:

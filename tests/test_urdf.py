@@ -449,3 +449,19 @@ def test_make_physical_repairs_degenerate_inertia():
     assert fixed.mass == MIN_MASS_KG and is_physical(fixed.inertia)
     good = MassProperties(2.0, [0, 0, 0.1], np.diag([0.02, 0.02, 0.01]))
     np.testing.assert_array_equal(make_physical(good).inertia, good.inertia)
+
+
+def test_coarse_meshes_for_the_live_mirror_are_valid_and_cheaper(tmp_path):
+    """mesh_detail 0.5 (the live mirror's own URDF, rendered every frame): fewer facets,
+    still watertight volumes, the same links and nearly the same masses."""
+    import trimesh
+
+    faces, masses = {}, {}
+    for detail in (1.0, 0.5):
+        urdf = write_urdf(ur5_model(), tmp_path / f"d{detail}" / "ur5.urdf", robot_name="ur5", mesh_detail=detail)
+        meshes = [trimesh.load_mesh(urdf.parent / m.get("filename")) for m in parse_urdf(urdf).iter("mesh")]
+        assert all(m.is_watertight and m.is_volume for m in meshes)
+        faces[detail] = sum(len(m.faces) for m in meshes)
+        masses[detail] = np.array([mass for mass, _ in _inertials(urdf).values()])
+    assert faces[0.5] < 0.5 * faces[1.0]
+    np.testing.assert_allclose(masses[0.5], masses[1.0], rtol=0.15)  # coarser facets: less volume

@@ -14,6 +14,7 @@ writes the previous frame.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ REGION_MARGIN = 0.12  # of the image diagonal, around the predicted joints (dete
 LOST_SHARE = 0.75  # fewer matched keypoints than this share: try the fitted poses
 RELOCALIZE_POSES = 64  # fitted poses tried when the twin has lost the robot
 FULL_FRAME_EVERY = 30  # frames: look at the whole frame this often (a robot may enter elsewhere)
+LIVE_MESH_DETAIL = 0.5  # the live twin's meshes: half the URDF writer's facets (rendered every frame)
 LIVE_PRESET = "ultrafast"  # x264 preset of the live side-by-side video: encoding keeps up with the camera
 
 
@@ -210,7 +212,7 @@ def run_live(args) -> int:
 
     names = sanitize_joint_names(fit.model.joint_names)
     tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
-    urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin")
+    urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin", mesh_detail=LIVE_MESH_DETAIL)
     solver = LiveSolver(fit, conf=detector.conf)
     focus = _Focus(solver.region((w, h), margin))
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
@@ -263,6 +265,8 @@ def run_live(args) -> int:
         if writer is not None:
             writer._abort(RuntimeError("interrupted"))
         raise
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
     rate = n / t_loop if t_loop > 0 else float("nan")
     print(
         f"fitted {fit.model.n_nodes} keypoints from the first {len(first)} frames; live: {n} frames at {rate:.1f} frames/s"
