@@ -87,21 +87,21 @@ class LiveSolver:
         pred = self.predicted_uv()
         uv = self._match(pred, pts)
         if np.isfinite(uv[:, 0]).sum() < LOST_SHARE * self.model.n_nodes and len(pts) >= 2 and len(self._poses):
-            spreads = [self._spread(p, pts) for p in self._pose_uv]
+            spreads = self._spread(self._pose_uv, pts)
             best = int(np.argmin(spreads))
-            if spreads[best] < self._spread(pred, pts):
+            if spreads[best] < self._spread(pred[None], pts)[0]:
                 self.q = self._poses[best].copy()
                 uv = self._match(self._pose_uv[best], pts)
         q, res = self._solve(uv)
         self.matched = int(np.isfinite(uv[:, 0]).sum())
         return q, uv, res
 
-    def _spread(self, pred: np.ndarray, pts: np.ndarray) -> float:
-        """How badly keypoints ``pred`` explain detections ``pts``: mean distance to the nearest
-        one, capped at the gate (px)."""
+    def _spread(self, preds: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """(P,) how badly each of P sets of keypoints ``preds`` (P, N, 2) explains detections
+        ``pts`` (k, 2): mean distance to the nearest one, capped at the gate (px)."""
         gate = self.gate_frac * self.diag
-        d = np.linalg.norm(pred[:, None] - pts[None], axis=2).min(axis=1)
-        return float(np.mean(np.minimum(np.nan_to_num(d, nan=gate), gate)))
+        d = np.linalg.norm(preds[:, :, None] - pts[None, None], axis=3).min(axis=2)
+        return np.mean(np.minimum(np.nan_to_num(d, nan=gate), gate), axis=1)
 
     def _match(self, pred: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """(N, 2) the detection assigned to each predicted keypoint (Hungarian, gated), NaN if none."""
