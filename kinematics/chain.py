@@ -324,6 +324,14 @@ def pair_evidence(
     }
 
 
+# The longest main chain kept. Cobots have 4-7 keypoints (joints within 1 cm count once);
+# a detector's duplicate and false joints gave real videos chains of 15-18 for 5-6 true ones,
+# with fits of 45-90 s. Keeping the 10 most-seen on the 4-video benchmark (python -m
+# twin.bench --videos 4 --frames 90, real path, round-4 weights): twin PCK 0.565 -> 0.648,
+# fits 20-91 s -> 22-28 s; at 8 the twin PCK was 0.589. Oracle chains never reach it.
+MAX_CHAIN_NODES = 10
+
+
 def build_chain(
     tracks: JointTracks,
     link_boxes: Sequence[np.ndarray] | None = None,
@@ -338,6 +346,7 @@ def build_chain(
     fragment_px: float = 12.0,
     conflict_overlap: float = 0.3,
     min_on_robot: float = 0.85,
+    max_nodes: int | None = MAX_CHAIN_NODES,
 ) -> Chain:
     """The main kinematic chain (base first) from joint tracks and, optionally, link boxes.
 
@@ -353,8 +362,11 @@ def build_chain(
     --oracle-only`` (seeds 0 and 1) came out the same. Raises ChainError when fewer
     than two joints remain or none of them are linked by the evidence. With link boxes,
     joints inside none of them in more than ``1 - min_on_robot`` of their frames are
-    dropped (people, clutter).
+    dropped (people, clutter). A main chain longer than ``max_nodes`` keeps its most-seen
+    joints, in order (None: no limit; see ``MAX_CHAIN_NODES``).
     """
+    if max_nodes is not None and max_nodes < 2:
+        raise ValueError(f"build_chain: max_nodes must be at least 2 (a chain has a base and a tip), got {max_nodes}")
     if not isinstance(tracks, JointTracks):
         raise ChainError(
             f"build_chain needs JointTracks, got {type(tracks).__name__}; run kinematics.tracking.track_joints first"
@@ -407,6 +419,9 @@ def build_chain(
     np.fill_diagonal(conflict, False)
     path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
     order = np.array(path, dtype=np.int64)
+    if max_nodes is not None and len(order) > max_nodes:
+        seen_order = tr.seen.sum(0)[order]
+        order = order[np.sort(np.argsort(-seen_order, kind="stable")[:max_nodes])]
     out = _fill_from_fragments(tr, order, W, min_edge_weight)
     g = nx.DiGraph()
     g.add_nodes_from(range(len(order)))
