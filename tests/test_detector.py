@@ -160,7 +160,7 @@ def test_predict_cli_on_video(tiny_run, tmp_path, capsys):
             "--continue-lr0 has 2 numbers for 3 rounds",
         ),
         # the defaults describe the shipped weights' rounds: other hours need their own settings
-        (["--continue-hours", "1,2"], "--continue-warmup has 4 numbers for 2 rounds"),
+        (["--continue-hours", "1,2"], "--continue-warmup has 5 numbers for 2 rounds"),
     ],
 )
 def test_recipe_per_round_options_are_checked(flags, message, tmp_path, capsys):
