@@ -38,7 +38,9 @@ MODEL = "yolo11n.yaml"
 HOURS = 1.4  # first stage's time box
 CONTINUE_HOURS = "1.5,1.75,1.75,1.5,1.5"  # second stage: one time box per round (what made the shipped weights)
 CONTINUE_WARMUP = "3,3,3,0,0"  # warm-up epochs per round (one number: every round); 3 is ultralytics' default
-CONTINUE_LR0 = "0,0,0,0.0005,0.0003"  # AdamW learning rate per round; 0: ultralytics' automatic choice (AdamW, 0.001429 here)
+CONTINUE_LR0 = (
+    "0,0,0,0.0005,0.0003"  # AdamW learning rate per round; 0: ultralytics' automatic choice (AdamW, 0.001429 here)
+)
 
 
 def stage_generate(data: Path, images: int) -> None:
