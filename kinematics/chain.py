@@ -420,8 +420,7 @@ def build_chain(
     path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
     order = np.array(path, dtype=np.int64)
     if max_nodes is not None and len(order) > max_nodes:
-        seen_order = tr.seen.sum(0)[order]
-        order = order[np.sort(np.argsort(-seen_order, kind="stable")[:max_nodes])]
+        order = order[np.sort(np.argsort(-seen_count[order], kind="stable")[:max_nodes])]
     out = _fill_from_fragments(tr, order, W, min_edge_weight)
     g = nx.DiGraph()
     g.add_nodes_from(range(len(order)))

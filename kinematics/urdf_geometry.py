@@ -50,7 +50,7 @@ def segment_mesh(start: np.ndarray, end: np.ndarray, radius_m: float, detail: fl
 
     d = np.asarray(end, dtype=np.float64) - np.asarray(start, dtype=np.float64)
     length = float(np.linalg.norm(d))
-    count = [_sections(24, detail), max(4, _sections(12, detail))]
+    count = [_sections(24, detail), _sections(12, detail)]
     mesh = trimesh.creation.capsule(height=length, radius=radius_m, count=count)
     mesh.apply_transform(_along(d, 0.5 * (np.asarray(start) + np.asarray(end))))
     return mesh

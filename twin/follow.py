@@ -36,8 +36,6 @@ def best_window(joints_per_row: np.ndarray, size: int) -> np.ndarray:
 def follow(fit, chain, window: np.ndarray, observed):
     """(chain, fit) over every frame of ``observed.detections``, from a chain and fit of the
     rows ``window`` (consecutive): the others are solved one by one from their detections."""
-    from kinematics.fit import FitResult
-    from kinematics.tracks import Chain, JointTracks
     from twin.live import LiveSolver
 
     dets = observed.detections
@@ -62,9 +60,18 @@ def follow(fit, chain, window: np.ndarray, observed):
                     q[r], residual[r] = q_r, res
                 uv[r] = uv_r
                 conf[r] = _matched_conf(d, uv_r)
-    full = JointTracks(uv, conf, frame, t, chain.tracks.ids, chain.tracks.image_size)
-    out_fit = FitResult(fit.model, fit.K, fit.world_T_camera, q, frame, t, residual, fit.model.node_of_joint)
-    return Chain(full, chain.graph), out_fit
+    return _with_rows(chain, fit, uv, conf, q, residual, frame, t)
+
+
+def _with_rows(chain, fit, uv, conf, q, residual, frame, t):
+    """(chain, fit) of the same graph, model and camera over new rows: keypoints ``uv`` and
+    their ``conf``, angles ``q`` and ``residual`` px at video ``frame`` / ``t`` seconds."""
+    from kinematics.fit import FitResult
+    from kinematics.tracks import Chain, JointTracks
+
+    tracks = JointTracks(uv, conf, frame, t, chain.tracks.ids, chain.tracks.image_size)
+    out = FitResult(fit.model, fit.K, fit.world_T_camera, q, frame, t, residual, fit.model.node_of_joint)
+    return Chain(tracks, chain.graph), out
 
 
 def _matched_conf(d, uv: np.ndarray) -> np.ndarray:
@@ -96,8 +103,6 @@ def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf:
     more keypoints than the tracks saw and fits them within ``FILL_MAX_RESIDUAL_PX``.
     ``rows``: the detections' row of each track row (``observed.window``; default all).
     """
-    from kinematics.fit import FitResult
-    from kinematics.tracks import Chain, JointTracks
     from twin.live import LiveSolver
 
     dets = observed.detections
@@ -133,7 +138,4 @@ def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf:
                 changed = True
     if not changed:
         return chain, fit
-    t = chain.tracks
-    tracks = JointTracks(uv, conf_t, t.frame, t.t, t.ids, t.image_size)
-    out = FitResult(fit.model, fit.K, fit.world_T_camera, q, fit.frame, fit.t, residual, fit.node_of_joint)
-    return Chain(tracks, chain.graph), out
+    return _with_rows(chain, fit, uv, conf_t, q, residual, chain.tracks.frame, chain.tracks.t)
