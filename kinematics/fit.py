@@ -82,7 +82,9 @@ class FitResult:
     """The fitted twin.
 
     model: the 3D chain (URDF semantics). K (3, 3); world_T_camera (4, 4), OpenCV axes.
-    q: (T, J) radians per frame, NaN rows where fewer than 2 nodes were seen.
+    q: (T, J) radians per frame, NaN rows where fewer than 2 nodes were seen (except runs
+    of at most ``GAP_ROWS`` such rows between solved ones: they keep the adjustment's
+    angles, held there by the smoothness prior and whatever node was seen).
     frame: (T,) video frame indices; t: (T,) seconds.
     residual_px: (T,) RMS reprojection error of the seen nodes per frame (NaN if none).
     node_of_joint: (J,) the model's node of each joint.
@@ -182,6 +184,7 @@ def _scale_factor(st: ChainState, scale: ScaleSpec) -> float:
     return (scale.chain_length_m or DEFAULT_CHAIN_LENGTH_M) / lengths.sum()
 
 
+GAP_ROWS = 5  # runs of at most this many rows with < 2 seen nodes between solved rows keep their angles
 RADIUS_OF_SEGMENT = 0.2  # link radius at most this share of the median segment length
 
 
@@ -382,6 +385,24 @@ def fit_chain(
                 final_adjust(st, Kmat, uv, lam, sigma, length_prior, 0.0, max_iter // 2)
         if log is not None:
             log.append(f"flip repair: {n_flip} frames changed branch")
+    return _result(st, Kmat, uv, chain, scale)
+
+
+def refine_fit(fit: FitResult, chain: Chain, scale: ScaleSpec | None = None, max_iter: int = 30) -> FitResult:
+    """``fit`` adjusted to the tracks of ``chain`` (the same nodes, e.g. with rows re-solved
+    since): everything free on all frames from where ``fit`` stands, as the fit's last step."""
+    from kinematics.fit_truth import fit_state
+
+    uv = _check(chain)
+    st = fit_state(fit)
+    lam, sigma = adjust_weights(uv)
+    with _limit_threads():
+        final_adjust(st, fit.K, uv, lam, sigma, max_iter=max_iter)
+    return _result(st, fit.K, uv, chain, scale or ScaleSpec())
+
+
+def _result(st: ChainState, Kmat: np.ndarray, uv: np.ndarray, chain: Chain, scale: ScaleSpec) -> FitResult:
+    """The FitResult of a state in the fit's units (chain length 1), scaled by ``scale``."""
     s = _scale_factor(st, scale)
     st.P *= s
     st.cam[3:] *= s
@@ -393,8 +414,21 @@ def fit_chain(
         residual = np.sqrt(np.nansum(np.where(seen, err, 0.0) ** 2, axis=1) / n_seen)
     residual[n_seen == 0] = np.nan
     valid = n_seen >= 2
+    valid |= short_gaps(valid, GAP_ROWS)
     model, q = _to_model(st, st.q, valid)
     q[~valid] = np.nan
     return FitResult(
         model, Kmat, cam_to_world_T_camera(st.cam), q, chain.tracks.frame, chain.tracks.t, residual, model.node_of_joint
     )
+
+
+def short_gaps(valid: np.ndarray, max_rows: int) -> np.ndarray:
+    """(T,) bool: rows of runs of at most ``max_rows`` False entries of ``valid`` that have a
+    True row on both sides (short interior gaps; none before the first or after the last)."""
+    valid = np.asarray(valid, bool)
+    out = np.zeros_like(valid)
+    idx = np.flatnonzero(valid)
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        if 1 < b - a <= max_rows + 1:
+            out[a + 1 : b] = True
+    return out

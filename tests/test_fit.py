@@ -208,3 +208,62 @@ def test_truth_state_reproduces_the_true_chain_and_the_fit_state_the_fit(ur5_fit
     assert check.cost_refined <= check.cost_truth < 30.0
     assert check.err3d_refined < 0.01 and check.err3d_fit < 0.02
     assert not check.wrong_basin and check.verdict.startswith("the fit is as close")
+
+
+def test_short_gaps_are_interior_runs_no_longer_than_the_limit():
+    from kinematics.fit import short_gaps
+
+    valid = np.array([0, 1, 0, 1, 0, 0, 0, 1, 1, 0], bool)
+    assert short_gaps(valid, 2).astype(int).tolist() == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert short_gaps(valid, 3).astype(int).tolist() == [0, 0, 1, 0, 1, 1, 1, 0, 0, 0]
+    assert not short_gaps(np.zeros(4, bool), 3).any()
+
+
+def _hide(chain: Chain, rows: np.ndarray, nodes: slice) -> Chain:
+    from kinematics.tracks import JointTracks
+
+    t = chain.tracks
+    uv = t.uv.copy()
+    uv[rows, nodes] = np.nan
+    return Chain(JointTracks(uv, t.conf, t.frame, t.t, t.ids, t.image_size), chain.graph)
+
+
+def test_rows_with_one_seen_node_keep_angles_only_in_short_gaps():
+    """Rows where only the base was seen: a run of 3 between solved rows keeps the
+    adjustment's angles (and mirrors the robot), a run of 12 stays unsolved."""
+    seq = make_sequence(ur5_like_model(), n_frames=90, seed=2)
+    short, long_ = np.arange(30, 33), np.arange(60, 72)
+    fit = fit_chain(_hide(chain_from(seq, noise_px=1.0), np.r_[short, long_], slice(1, None)), K=seq.K)
+    assert np.isfinite(fit.q[short]).all() and np.isnan(fit.q[long_]).all()
+    mask = np.zeros_like(seq.visible)
+    mask[short] = seq.visible[short]
+    assert twin_pck(fit, seq.uv_true, mask, diag_px(seq)) >= 0.9
+    assert np.all(fit.q[short] >= fit.model.lower) and np.all(fit.q[short] <= fit.model.upper)
+
+
+def test_refine_fit_takes_in_keypoints_the_fit_did_not_have():
+    """A fit made while the wrist nodes of rows 40-69 were unseen, refined on the full tracks:
+    those rows now follow their keypoints (residual and twin PCK), the rest stays as good,
+    and the scale stays the one asked for."""
+    from kinematics.fit import refine_fit
+
+    seq = make_sequence(ur5_like_model(), n_frames=90, seed=4)
+    full = chain_from(seq, noise_px=1.0, seed=4)
+    gap = np.arange(40, 70)
+    weak = fit_chain(_hide(full, gap, slice(3, None)), K=seq.K)
+    refined = refine_fit(weak, full, ScaleSpec(chain_length_m=2.0))
+    assert refined.q.shape == weak.q.shape and refined.model.n_joints == weak.model.n_joints
+
+    def hidden_err(fit) -> float:  # px, the wrist nodes of the gap rows against their keypoints
+        pred = np.stack([fit.project_nodes(i) for i in gap])[:, 3:]
+        return float(np.nanmedian(np.linalg.norm(pred - full.tracks.uv[gap, 3:], axis=2)))
+
+    assert hidden_err(refined) < 2.0 and hidden_err(weak) > 10.0
+    assert np.nanmedian(refined.residual_px[gap]) < 2.0
+    mask = np.zeros_like(seq.visible)
+    mask[gap] = seq.visible[gap]
+    assert twin_pck(weak, seq.uv_true, mask, diag_px(seq)) < 0.7
+    assert twin_pck(refined, seq.uv_true, mask, diag_px(seq)) >= 0.95
+    assert twin_pck(refined, seq.uv_true, seq.visible, diag_px(seq)) >= 0.95
+    lengths = np.linalg.norm(np.diff(refined.node_positions(0), axis=0), axis=1)
+    assert lengths.sum() == pytest.approx(2.0, rel=1e-6)

@@ -89,7 +89,9 @@ def _matched_conf(d, uv: np.ndarray) -> np.ndarray:
 FILL_MAX_RESIDUAL_PX = 6.0  # a re-solved row is kept only if its matched keypoints fit this well (RMS)
 
 
-def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf: float = 0.0):
+def fill_sparse_rows(
+    fit, chain, observed, rows: np.ndarray | None = None, conf: float = 0.0, max_residual_px: float | None = None
+):
     """(chain, fit) with the rows where the tracks saw few of the chain's nodes re-solved from
     that row's own joint detections.
 
@@ -98,13 +100,17 @@ def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf:
     new id, a stretch with the base out of view) the fit has one or two nodes per row, or
     none, while the detector still found the joints. Such a row is solved the way the live
     mirror solves a frame (``twin.live.LiveSolver``: detections matched to the twin's
-    predicted keypoints, angles solved for that row alone) from the fit's angles there, or
-    from the neighbouring row's where the fit has none; the result is kept when it matches
-    more keypoints than the tracks saw and fits them within ``FILL_MAX_RESIDUAL_PX``.
-    ``rows``: the detections' row of each track row (``observed.window``; default all).
+    predicted keypoints, angles solved for that row alone) from the fit's angles there (or
+    the neighbouring row's where the fit has none) and from the last re-solved row's since
+    the last row the tracks saw whole (where the tracks saw only the base, the fit's angles
+    are a guess and the neighbour's re-solved pose is the better start); the better solve
+    is kept when it matches more keypoints than the tracks saw and fits them within
+    ``max_residual_px`` (default ``FILL_MAX_RESIDUAL_PX``). ``rows``: the detections' row of
+    each track row (``observed.window``; default all).
     """
     from twin.live import LiveSolver
 
+    max_residual_px = FILL_MAX_RESIDUAL_PX if max_residual_px is None else max_residual_px
     dets = observed.detections
     rows = np.arange(len(dets)) if rows is None else np.asarray(rows)
     uv = chain.tracks.uv.copy()
@@ -119,23 +125,41 @@ def fill_sparse_rows(fit, chain, observed, rows: np.ndarray | None = None, conf:
     changed = False
     first = int(np.flatnonzero(solved)[0])
     # forwards from the first solved row, then backwards over the rows before it; each row
-    # starts from the fit's angles there or, where the fit has none, from its neighbour's
+    # starts from the fit's angles there or, where the fit has none, from its neighbour's,
+    # and from the last re-solved row's
     for order in (range(first, len(q)), range(first - 1, -1, -1)):
         good = q[first].copy()
+        prev = None  # the last re-solved angles since a fully seen row
         for r in order:
-            if np.isfinite(q[r]).all():
-                good = q[r].copy()
             if n_seen[r] >= N:
+                good, prev = q[r].copy(), None
                 continue
-            solver.q = good.copy()
-            q_r, uv_r, res = solver.step(dets[rows[r]])
-            m = int(np.isfinite(uv_r[:, 0]).sum())
-            if m > n_seen[r] and m >= 2 and res <= FILL_MAX_RESIDUAL_PX:
-                q[r], residual[r], good = q_r, res, q_r.copy()
+            starts = [q[r]] if np.isfinite(q[r]).all() else [good]
+            if prev is not None:
+                starts.append(prev)
+            q_r, uv_r, res, m = _best_solve(solver, dets[rows[r]], starts)
+            if m > n_seen[r] and m >= 2 and res <= max_residual_px:
+                q[r], residual[r], good, prev = q_r, res, q_r.copy(), q_r.copy()
                 new = ~np.isfinite(uv[r, :, 0]) & np.isfinite(uv_r[:, 0])
                 uv[r, new] = uv_r[new]
                 conf_t[r, new] = _matched_conf(dets[rows[r]], uv_r)[new]
                 changed = True
+            elif np.isfinite(q[r]).all():
+                good = q[r].copy()
     if not changed:
         return chain, fit
     return _with_rows(chain, fit, uv, conf_t, q, residual, chain.tracks.frame, chain.tracks.t)
+
+
+def _best_solve(solver, dets, starts: list) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """(q, matched keypoints, residual px, matches) of the best of one row's solves from
+    each of ``starts``: most keypoints matched, then the lowest residual."""
+    best = None
+    for q0 in starts:
+        solver.q = np.array(q0, float)
+        q_r, uv_r, res = solver.step(dets)
+        m = int(np.isfinite(uv_r[:, 0]).sum())
+        key = (m, -res if np.isfinite(res) else -np.inf)
+        if best is None or key > best[0]:
+            best = (key, (q_r, uv_r, res, m))
+    return best[1]
