@@ -46,7 +46,16 @@ from kinematics.model import ChainModel, axis_angle_matrix
 from kinematics.tracks import Chain
 from twin.errors import FitError
 
-__all__ = ["DEFAULT_CHAIN_LENGTH_M", "FitResult", "ScaleSpec", "fit_chain", "model_nodes_and_jac", "solve_frame"]
+__all__ = [
+    "DEFAULT_CHAIN_LENGTH_M",
+    "FitResult",
+    "ScaleSpec",
+    "fit_chain",
+    "model_nodes_and_jac",
+    "refine_fit",
+    "short_gaps",
+    "solve_frame",
+]
 
 DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
