@@ -5,7 +5,9 @@ For a few seeds and the UR5-like and Panda-like chains it films a sequence
 joints), runs tracking -> chain -> fit (or, with ``--direct``, fits the noisy true node
 tracks, to measure the fit alone) and prints the fit time and the twin metrics. With
 ``--truth-check`` (needs ``--direct``) it also evaluates the fit's final objective at the
-true chain and camera, refines from there, and compares (``kinematics.fit_truth``).
+true chain and camera, refines from there, and compares (``kinematics.fit_truth``). With
+``--pipeline`` it times what ``twin.build`` runs after tracking instead
+(``twin.pipeline.fit_observed``: chain, fit, re-solving of sparse rows, refit).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def run_one(
     false_joints: float,
     direct: bool,
     truth_check: bool = False,
+    pipeline: bool = False,
     **fit_opts,
 ) -> dict:
     from kinematics.fit import fit_chain
@@ -47,16 +50,24 @@ def run_one(
         model, n_frames=n_frames, noise_px=noise_px, miss_rate=miss_rate, false_joints_per_frame=false_joints, seed=seed
     )
     t0 = time.perf_counter()
-    if direct:
+    if pipeline:  # what twin.build runs: tracking, then chain + fit + re-solving + refit
+        from twin.pipeline import fit_observed, observe
+
+        observed = observe(seq.detections, seq.image_size)
+        t1, c1 = time.perf_counter(), time.process_time()
+        chain, fit = fit_observed(observed, K=seq.K)
+        t2, c2 = time.perf_counter(), time.process_time()
+    elif direct:
         chain = chain_from_truth(seq, noise_px, miss_rate, seed + 1000)
     else:
         from kinematics.chain import build_chain
         from kinematics.tracking import track_joints
 
         chain = build_chain(track_joints(seq.detections, seq.image_size), seq.link_boxes)
-    t1, c1 = time.perf_counter(), time.process_time()
-    fit = fit_chain(chain, K=seq.K, **fit_opts)
-    t2, c2 = time.perf_counter(), time.process_time()
+    if not pipeline:
+        t1, c1 = time.perf_counter(), time.process_time()
+        fit = fit_chain(chain, K=seq.K, **fit_opts)
+        t2, c2 = time.perf_counter(), time.process_time()
     diag = _diag(seq)
     pred = np.stack([fit.node_positions(i) for i in range(fit.n_frames)])
     true = seq.xyz_true[fit.frame]
@@ -92,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--false-joints", type=float, default=0.5, help="false joint boxes per frame (Poisson mean)")
     ap.add_argument("--models", default="ur5,panda")
     ap.add_argument("--direct", action="store_true", help="fit the noisy true tracks (no tracking/chain)")
+    ap.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="time what twin.build runs after tracking: chain, fit, re-solving of sparse rows and refit",
+    )
     ap.add_argument("--peel-frames", type=int, default=60, help="frames used by the fit's initialisation")
     ap.add_argument("--elevations", default="20", help="comma-separated initial camera elevations (degrees)")
     ap.add_argument(
@@ -115,6 +131,8 @@ def _body(args: argparse.Namespace) -> int:
 
     if args.truth_check and not args.direct:
         raise InputError("--truth-check needs --direct (the chain's nodes must be the true keypoints in order)")
+    if args.pipeline and args.direct:
+        raise InputError("--pipeline and --direct exclude each other: give one")
     rows = []
     for name in args.models.split(","):
         for seed in range(args.seeds):
@@ -122,9 +140,12 @@ def _body(args: argparse.Namespace) -> int:
                 "max_peel_frames": args.peel_frames,
                 "elevations_deg": tuple(float(e) for e in args.elevations.split(",")),
             }
+            if args.pipeline:
+                opts = {}  # the pipeline's own fit options
             r = run_one(
-                name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct, args.truth_check, **opts
-            )
+                name, seed, args.frames, args.noise, args.miss, args.false_joints, args.direct, args.truth_check,
+                args.pipeline, **opts,
+            )  # fmt: skip
             rows.append(r)
             print(
                 f"{r['model']:6s} seed {r['seed']}: nodes {r['nodes']}  fit {r['fit_s']:5.1f} s wall {r['fit_cpu_s']:5.1f} s cpu (tracking {r['track_s']:4.1f} s)  "

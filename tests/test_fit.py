@@ -267,3 +267,14 @@ def test_refine_fit_takes_in_keypoints_the_fit_did_not_have():
     assert twin_pck(refined, seq.uv_true, seq.visible, diag_px(seq)) >= 0.95
     lengths = np.linalg.norm(np.diff(refined.node_positions(0), axis=0), axis=1)
     assert lengths.sum() == pytest.approx(2.0, rel=1e-6)
+
+
+def test_bench_fit_times_the_pipeline_and_rejects_contradictory_flags(capsys):
+    from kinematics.bench_fit import main
+
+    assert main(["--seeds", "1", "--frames", "60", "--models", "ur5", "--pipeline"]) == 0
+    out = capsys.readouterr().out
+    assert "ur5    seed 0: nodes 6/6" in out and "summary: twin PCK mean" in out
+    assert main(["--pipeline", "--direct"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pipeline and --direct" in err[0] and "Traceback" not in err[0]
