@@ -56,18 +56,17 @@ def run_one(
         observed = observe(seq.detections, seq.image_size)
         t1, c1 = time.perf_counter(), time.process_time()
         chain, fit = fit_observed(observed, K=seq.K)
-        t2, c2 = time.perf_counter(), time.process_time()
-    elif direct:
-        chain = chain_from_truth(seq, noise_px, miss_rate, seed + 1000)
     else:
-        from kinematics.chain import build_chain
-        from kinematics.tracking import track_joints
+        if direct:
+            chain = chain_from_truth(seq, noise_px, miss_rate, seed + 1000)
+        else:
+            from kinematics.chain import build_chain
+            from kinematics.tracking import track_joints
 
-        chain = build_chain(track_joints(seq.detections, seq.image_size), seq.link_boxes)
-    if not pipeline:
+            chain = build_chain(track_joints(seq.detections, seq.image_size), seq.link_boxes)
         t1, c1 = time.perf_counter(), time.process_time()
         fit = fit_chain(chain, K=seq.K, **fit_opts)
-        t2, c2 = time.perf_counter(), time.process_time()
+    t2, c2 = time.perf_counter(), time.process_time()
     diag = _diag(seq)
     pred = np.stack([fit.node_positions(i) for i in range(fit.n_frames)])
     true = seq.xyz_true[fit.frame]
