@@ -6,8 +6,11 @@ The chain's shape and the camera do not change over a video, and a few hundred f
 spread over it constrain them as well as all of them do. So a video longer than
 ``max_fit_frames`` rows is fitted on that many evenly spaced keyframes; then every row is
 solved alone with the fitted model and camera (``solve_frame``), starting from the
-angles interpolated between the neighbouring keyframes. Time and memory stay bounded
-for any length (one pass over the rows, a few kB each).
+angles interpolated between the neighbouring keyframes. Rows with fewer than two seen
+nodes in a short interior gap (at most ``fit.GAP_ROWS`` rows between solved ones) take
+the angles interpolated between their solved neighbours, as the bundle adjustment's rows
+do (``fit._result``). Time and memory stay bounded for any length (one pass over the
+rows, a few kB each).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import inspect
 
 import numpy as np
 
-from kinematics.fit import FitResult, fit_chain
+from kinematics.fit import GAP_ROWS, FitResult, fit_chain, short_gaps
 from kinematics.fit_core import interp_angles
 from kinematics.fit_frame import solve_frame
 from kinematics.tracks import Chain
@@ -64,4 +67,8 @@ def fit_video(chain: Chain, max_fit_frames: int = MAX_FIT_FRAMES, **fit_options)
     for r in rows:
         if np.isfinite(uv[r, :, 0]).sum() >= 2:
             q[r], residual[r] = solve_frame(model, K, wTc, uv[r], q_init[r])
+    solved = np.isfinite(q).all(axis=1)
+    gap = short_gaps(solved, GAP_ROWS)
+    if gap.any():
+        q[gap] = interp_angles(rows[gap], rows[solved], q[solved])
     return FitResult(model, K, wTc, q, chain.tracks.frame, chain.tracks.t, residual, model.node_of_joint)

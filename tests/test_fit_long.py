@@ -39,3 +39,18 @@ def test_long_video_fitted_on_keyframes_mirrors_every_frame():
     assert np.isfinite(fit.q).all(axis=1).mean() > 0.95
     assert twin_pck(fit, seq.uv_true, seq.visible, diag_px(seq)) >= 0.95
     assert np.nanmedian(fit.residual_px) < 4.0
+
+
+def test_long_video_rows_with_one_seen_node_keep_angles_only_in_short_gaps():
+    """As in the bundle adjustment: rows where only the base was seen get their solved
+    neighbours' interpolated angles in a run of 3, and stay unsolved in a run of 12."""
+    from tests.test_fit import _hide
+
+    seq = make_sequence(ur5_like_model(), n_frames=240, seed=2)
+    short, long_ = np.arange(100, 103), np.arange(170, 182)
+    chain = _hide(chain_from_truth(seq, 1.0, 0.0, 2), np.r_[short, long_], slice(1, None))
+    fit = fit_video(chain, max_fit_frames=80, K=seq.K)
+    assert np.isfinite(fit.q[short]).all() and np.isnan(fit.q[long_]).all()
+    mask = np.zeros_like(seq.visible)
+    mask[short] = seq.visible[short]
+    assert twin_pck(fit, seq.uv_true, mask, diag_px(seq)) >= 0.9
