@@ -40,13 +40,14 @@ def recall_by_size(weights: Path) -> dict[int, float]:
 
 
 def write_model_card(
-    path: Path, data: Path, run: Path, rounds: int, test: dict, val: dict, recall: dict[int, float]
+    path: Path, data: Path, run: Path, sizes: list[int], test: dict, val: dict, recall: dict[int, float]
 ) -> None:
-    """``run`` is the first (320 px) stage's folder; the second stage's ``rounds`` live beside it."""
+    """``run`` is the first (320 px) stage's folder; the second stage's rounds (image size
+    ``sizes``, one per round) live beside it."""
     from detection.detector import DEFAULT_CONF, DEFAULT_IMGSZ
     from detection.recipe import (
         CONTINUE_HOURS,
-        CONTINUE_IMGSZ,
+        CONTINUE_IMGSZ_ROUNDS,
         CONTINUE_LR0,
         CONTINUE_WARMUP,
         HOURS,
@@ -60,8 +61,15 @@ def write_model_card(
 
     counts = {s: len(list((data / "images" / s).glob("*.jpg"))) for s in ("train", "val", "test")}
     (epochs, hours) = _run_length(run)
-    lengths = [_run_length(r) for r in continue_runs(run, rounds)]
-    rounds_text = " then ".join(f"{e} epochs in {h} h" for e, h in lengths)
+    lengths = [_run_length(r) for r in continue_runs(run, sizes)]
+    rounds_text = " then ".join(f"{e} epochs in {h} h at {sz} px" for (e, h), sz in zip(lengths, sizes, strict=True))
+    size_text = ", then ".join(f"{sz} px" for sz in dict.fromkeys(sizes))
+    upscaled = (
+        f" Rounds at {max(sizes)} px see the 416 px images upscaled to {max(sizes)} px: the size the"
+        "\n     pipeline detects at, where the joints have the most pixels."
+        if max(sizes) > 416
+        else ""
+    )
     recall_text = ", ".join(f"{r:.2f} at {s} px" for s, r in recall.items())
     text = f"""# Model card: cobot_yolo11n (the shipped default detector)
 
@@ -69,7 +77,7 @@ Classes: 0 cobot (whole robot), 1 joint, 2 link — the source paper's classes; 
 rule in docs/ground_truth.md.
 
 - Architecture: ultralytics YOLO11n built from `yolo11n.yaml` (no pretrained weights:
-  nothing can be downloaded here), trained at {IMGSZ} px then {CONTINUE_IMGSZ} px.
+  nothing can be downloaded here), trained at {IMGSZ} px, then {size_text}.
 - Files: `cobot_yolo11n.pt` (ultralytics checkpoint, for fine-tuning; a pickle: load only
   files you trust) and `cobot_yolo11n.onnx` (dynamic input size; the Detector's default
   backend, run by ONNX Runtime, which executes no code from the file).
@@ -82,20 +90,20 @@ rule in docs/ground_truth.md.
 - Training, two stages with ultralytics' default augmentation (mosaic on), seed 0, amp off,
   on 2 CPU cores shared with other work (time-boxed runs):
   1. {epochs} epochs in {hours} h at {IMGSZ} px from scratch;
-  2. at {CONTINUE_IMGSZ} px from stage 1's best.pt, in {len(lengths)} time-boxed round(s), each
-     from the previous round's best.pt with a fresh learning-rate schedule: {rounds_text}.
+  2. from stage 1's best.pt, in {len(lengths)} time-boxed round(s), each from the previous
+     round's best.pt with a fresh learning-rate schedule: {rounds_text}.
      Why: at {IMGSZ} px the joints of a 416 px image are a few pixels wide and stage 1 found
-     almost none (val joint recall 0.02).
+     almost none (val joint recall 0.02).{upscaled}
   Each round's warm-up epochs: {CONTINUE_WARMUP}; AdamW learning rate: {CONTINUE_LR0} (0: ultralytics'
   automatic choice, 0.001429 here).
-  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours {HOURS} --continue-hours {CONTINUE_HOURS} --continue-warmup {CONTINUE_WARMUP} --continue-lr0 {CONTINUE_LR0}`
+  Reproduce: `python -m detection.recipe --data data/synth_v1 --run runs/default --hours {HOURS} --continue-hours {CONTINUE_HOURS} --continue-warmup {CONTINUE_WARMUP} --continue-lr0 {CONTINUE_LR0} --continue-imgsz {CONTINUE_IMGSZ_ROUNDS}`
   (stages generate, train, continue, ship; each resumable).
 
-## Metrics on the held-out-robot test split ({TEST_ROBOTS}), at {CONTINUE_IMGSZ} px
+## Metrics on the held-out-robot test split ({TEST_ROBOTS}), at {sizes[-1]} px
 
 {metrics_table(test)}
 
-## Metrics on the val split (robots seen in training, new scenes), at {CONTINUE_IMGSZ} px
+## Metrics on the val split (robots seen in training, new scenes), at {sizes[-1]} px
 
 {metrics_table(val)}
 

@@ -5,11 +5,12 @@ Stages (each resumable; re-running skips what is done):
 1. generate: ``python -m detection.synth`` with the robots below, held-out test robots,
    3000 images at 416x416 (seed 1).
 2. train: yolo11n from its yaml (no pretrained download), 320 px, time-boxed (--hours).
-3. continue: from that run's best.pt at 416 px, one time-boxed round per number in
-   --continue-hours (RUN_416, then RUN_416_2, ... each from the previous round's best.pt,
-   with a fresh learning-rate schedule: a warm restart).
+3. continue: from that run's best.pt, one time-boxed round per number in
+   --continue-hours, at the image size --continue-imgsz gives it (416 px by default;
+   RUN_416, then RUN_416_2, ... named by size and round, each from the previous round's
+   best.pt, with a fresh learning-rate schedule: a warm restart).
 4. ship: evaluate (precision, recall, mAP50, mAP50-95 per class on the held-out-robot test
-   split, at 416 px), copy best.pt to assets/cobot_yolo11n.pt with an ONNX export, and
+   split, at the last round's size), copy best.pt to assets/cobot_yolo11n.pt with an ONNX export, and
    write assets/MODEL_CARD.md.
 
     python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 \
@@ -33,7 +34,7 @@ IMAGES = 3000
 SEED = 1
 IMGSZ = 320  # first stage: cheap epochs at a small size
 CONTINUE_IMGSZ = 416  # second stage and the shipped weights: the training images' own size
-CONTINUE_SUFFIX = "_416"
+CONTINUE_IMGSZ_ROUNDS = "416"  # image size of each second-stage round (one number: every round)
 MODEL = "yolo11n.yaml"
 HOURS = 1.4  # first stage's time box
 CONTINUE_HOURS = "1.5,1.75,1.75,1.5,1.5"  # second stage: one time box per round (what made the shipped weights)
@@ -112,9 +113,10 @@ def stage_train(data: Path, run: Path, hours: float, epochs: int) -> Path:
     return _train_stage(data, MODEL, IMGSZ, hours, epochs, run)
 
 
-def continue_runs(run: Path, rounds: int) -> list[Path]:
-    """Folders of the continuation rounds: RUN_416, RUN_416_2, RUN_416_3, ..."""
-    return [run.parent / (run.name + CONTINUE_SUFFIX + (f"_{i + 1}" if i else "")) for i in range(rounds)]
+def continue_runs(run: Path, sizes: list[int]) -> list[Path]:
+    """Folders of the continuation rounds at image sizes ``sizes`` (one per round), named by
+    size and round: RUN_416, RUN_416_2, ..., RUN_640_6."""
+    return [run.parent / (run.name + f"_{sz}" + (f"_{i + 1}" if i else "")) for i, sz in enumerate(sizes)]
 
 
 def stage_continue(
@@ -124,9 +126,11 @@ def stage_continue(
     epochs: int,
     warmup: list[float] | None = None,
     lr0: list[float] | None = None,
+    sizes: list[int] | None = None,
 ) -> Path:
-    """Continue from the first run's best.pt at ``CONTINUE_IMGSZ``, one round per entry of
-    ``hours``, each from the previous round's best.pt (see :func:`continue_runs`).
+    """Continue from the first run's best.pt, one round per entry of ``hours`` at the image
+    size ``sizes`` gives it (default ``CONTINUE_IMGSZ``), each from the previous round's
+    best.pt (see :func:`continue_runs`).
 
     Why: at 320 px the joints of a 416 px training image are a few pixels wide; the first
     run found almost none of them (val joint recall 0.02). Training on at the images' own
@@ -139,9 +143,11 @@ def stage_continue(
     """
     warmup = warmup or [3.0] * len(hours)
     lr0 = lr0 or [0.0] * len(hours)
+    sizes = sizes or [CONTINUE_IMGSZ] * len(hours)
     best = run / "weights" / "best.pt"
-    for h, w, lr, cont in zip(hours, warmup, lr0, continue_runs(run, len(hours)), strict=True):
-        best = _train_stage(data, str(best), CONTINUE_IMGSZ, h, epochs, cont, w, lr)
+    rounds = zip(hours, warmup, lr0, sizes, continue_runs(run, sizes), strict=True)
+    for h, w, lr, sz, cont in rounds:
+        best = _train_stage(data, str(best), sz, h, epochs, cont, w, lr)
     return best
 
 
@@ -179,15 +185,17 @@ def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = CONTIN
     return out
 
 
-def stage_ship(best: Path, data: Path, assets: Path, run: Path, rounds: int) -> dict:
+def stage_ship(best: Path, data: Path, assets: Path, run: Path, sizes: list[int]) -> dict:
+    """Evaluate ``best`` at the last round's size, copy it to ``assets`` with an ONNX export
+    (dynamic input size) and write the model card."""
     from detection.yolo_env import yolo_class
 
     assets.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(best, data, "test")
-    val = evaluate(best, data, "val")
+    metrics = evaluate(best, data, "test", sizes[-1])
+    val = evaluate(best, data, "val", sizes[-1])
     pt = assets / "cobot_yolo11n.pt"
     shutil.copyfile(best, pt)
-    onnx = Path(yolo_class()(str(pt)).export(format="onnx", imgsz=CONTINUE_IMGSZ, simplify=False, dynamic=True))
+    onnx = Path(yolo_class()(str(pt)).export(format="onnx", imgsz=sizes[-1], simplify=False, dynamic=True))
     if onnx.resolve() != (assets / "cobot_yolo11n.onnx").resolve():
         shutil.move(str(onnx), assets / "cobot_yolo11n.onnx")
     (assets / "metrics.json").write_text(
@@ -196,7 +204,7 @@ def stage_ship(best: Path, data: Path, assets: Path, run: Path, rounds: int) -> 
     from detection.model_card import recall_by_size, write_model_card
 
     write_model_card(
-        assets / "MODEL_CARD.md", data, run, rounds, metrics, val, recall_by_size(assets / "cobot_yolo11n.onnx")
+        assets / "MODEL_CARD.md", data, run, sizes, metrics, val, recall_by_size(assets / "cobot_yolo11n.onnx")
     )
     return metrics
 
@@ -233,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--continue-hours",
         default=CONTINUE_HOURS,
-        help="second stage (416 px): comma-separated time budgets in hours, one per round (default %(default)s)",
+        help="second stage: comma-separated time budgets in hours, one per round (default %(default)s)",
+    )
+    ap.add_argument(
+        "--continue-imgsz",
+        default=CONTINUE_IMGSZ_ROUNDS,
+        help="image size (px) of each second-stage round, comma-separated, or one number for all (default %(default)s)",
     )
     ap.add_argument(
         "--continue-warmup",
@@ -262,15 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         hours = _numbers("--continue-hours", args.continue_hours)
         warmup = _per_round("--continue-warmup", args.continue_warmup, len(hours))
         lr0 = _per_round("--continue-lr0", args.continue_lr0, len(hours))
+        sizes = [int(s) for s in _per_round("--continue-imgsz", args.continue_imgsz, len(hours))]
+        if any(s < 32 or s % 32 for s in sizes):
+            raise InputError(
+                f"--continue-imgsz {args.continue_imgsz!r}: image sizes must be multiples of 32, e.g. 416,640"
+            )
         if "generate" in stages:
             stage_generate(data, args.images)
         if "train" in stages:
             stage_train(data, run, args.hours, args.epochs)
-        best = continue_runs(run, len(hours))[-1] / "weights" / "best.pt"
+        best = continue_runs(run, sizes)[-1] / "weights" / "best.pt"
         if "continue" in stages:
-            best = stage_continue(data, run, hours, args.continue_epochs, warmup, lr0)
+            best = stage_continue(data, run, hours, args.continue_epochs, warmup, lr0, sizes)
         if "ship" in stages:
-            m = stage_ship(best, data, Path(args.assets), run, len(hours))
+            m = stage_ship(best, data, Path(args.assets), run, sizes)
             print(json.dumps(m, indent=2))
         return 0
 

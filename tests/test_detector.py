@@ -159,6 +159,14 @@ def test_predict_cli_on_video(tiny_run, tmp_path, capsys):
             ["--continue-hours", "1,2,3", "--continue-warmup", "3", "--continue-lr0", "0,1e-4"],
             "--continue-lr0 has 2 numbers for 3 rounds",
         ),
+        (
+            ["--continue-hours", "1,2", "--continue-warmup", "0", "--continue-lr0", "0", "--continue-imgsz", "416,600"],
+            "image sizes must be multiples of 32",
+        ),
+        (
+            ["--continue-hours", "1,2", "--continue-warmup", "0", "--continue-lr0", "0", "--continue-imgsz", "1,2,3"],
+            "--continue-imgsz has 3 numbers for 2 rounds",
+        ),
         # the defaults describe the shipped weights' rounds: other hours need their own settings
         (["--continue-hours", "1,2"], "--continue-warmup has 5 numbers for 2 rounds"),
     ],
@@ -171,3 +179,10 @@ def test_recipe_per_round_options_are_checked(flags, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_recipe_rounds_are_named_by_size_and_round():
+    from detection.recipe import continue_runs
+
+    names = [p.name for p in continue_runs(Path("runs/default"), [416, 416, 640])]
+    assert names == ["default_416", "default_416_2", "default_640_3"]
