@@ -421,7 +421,13 @@ def build_chain(
     order = np.array(path, dtype=np.int64)
     if max_nodes is not None and len(order) > max_nodes:
         order = order[np.sort(np.argsort(-seen_count[order], kind="stable")[:max_nodes])]
-    out = _fill_from_fragments(tr, order, W, min_edge_weight)
+    out = _fill_from_fragments(
+        tr,
+        order,
+        W,
+        min_edge_weight,
+        lambda t: pair_evidence(t, link_boxes, min_frames=min_frames, noise_px=noise_px, gate_floor=floor)["weight"],
+    )
     g = nx.DiGraph()
     g.add_nodes_from(range(len(order)))
     for k in range(len(order) - 1):
@@ -442,31 +448,58 @@ def build_chain(
 MOTION_ORDER_COST = 0.5  # path score lost per log-unit of motion drop from a joint to the next
 
 
-def _fill_from_fragments(tr: JointTracks, order: np.ndarray, W: np.ndarray, min_weight: float) -> JointTracks:
+MIN_SHARED = 5  # frames a fragment and a path neighbour must share for their link to count
+
+
+def _fill_from_fragments(
+    tr: JointTracks, order: np.ndarray, W: np.ndarray, min_weight: float, evidence=None
+) -> JointTracks:
     """``tr.select(order)``, with each path node's unseen frames taken from a track left off
     the path that never coexists with it and links to the node's path neighbours about as
-    well as the node does (the same joint, lost by the tracker during an occlusion)."""
-    out = tr.select(order)
-    uv, conf = out.uv.copy(), out.conf.copy()
-    seen = out.seen.copy()
+    well as the node does (the same joint, lost by the tracker during an occlusion).
+
+    evidence: a function of tracks returning their pair weights (as ``W``). Given, the
+    weights of the filled columns are measured again after each pass and the tracks still
+    left over are tried once more: a wrist that comes back into view after a long absence
+    is several fragments, and only the one next to a joint seen throughout links at first
+    (the next one links to the fragment just filled in).
+    """
     spare = sorted(set(range(tr.n_joints)) - set(order.tolist()), key=lambda u: -tr.seen[:, u].sum())
-    for u in spare:
-        su = tr.seen[:, u]
-        best: tuple[float, int] | None = None
-        for k, n in enumerate(order):
-            if np.sum(su & seen[:, k]) > 2:
-                continue
-            nb = [order[m] for m in (k - 1, k + 1) if 0 <= m < len(order)]
-            w_u, w_n = float(np.mean(W[u, nb])), float(np.mean(W[n, nb]))
-            if w_u >= max(0.7 * w_n, min_weight) and (best is None or w_u - w_n > best[0]):
-                best = (w_u - w_n, k)
-        if best is not None:
-            k = best[1]
-            take = su & ~seen[:, k]
-            uv[take, k] = tr.uv[take, u]
-            conf[take, k] = tr.conf[take, u]
-            seen[:, k] |= take
-    return JointTracks(uv, conf, out.frame, out.t, out.ids, out.image_size)
+    K = len(order)
+    idx = np.r_[order, spare].astype(np.int64)
+    cur = tr.select(idx)
+    Wc = W[np.ix_(idx, idx)]
+    uv, conf = cur.uv.copy(), cur.conf.copy()
+    seen = cur.seen.copy()
+    left = list(range(K, len(idx)))
+    while left:
+        filled = []
+        for u in left:
+            su = seen[:, u]
+            best: tuple[float, int] | None = None
+            for k in range(K):
+                if np.sum(su & seen[:, k]) > 2:
+                    continue
+                # only the neighbours seen with the track say how it links (the other may
+                # never be in view at the same time: the next wrist joint's fragment)
+                nb = [m for m in (k - 1, k + 1) if 0 <= m < K and np.sum(su & seen[:, m]) >= MIN_SHARED]
+                if not nb:
+                    continue
+                w_u, w_n = float(np.mean(Wc[u, nb])), float(np.mean(Wc[k, nb]))
+                if w_u >= max(0.7 * w_n, min_weight) and (best is None or w_u - w_n > best[0]):
+                    best = (w_u - w_n, k)
+            if best is not None:
+                k = best[1]
+                take = su & ~seen[:, k]
+                uv[take, k] = uv[take, u]
+                conf[take, k] = conf[take, u]
+                seen[:, k] |= take
+                filled.append(u)
+        left = [u for u in left if u not in filled]
+        if not filled or not left or evidence is None:
+            break
+        Wc = evidence(JointTracks(uv, conf, cur.frame, cur.t, cur.ids, cur.image_size))
+    return JointTracks(uv[:, :K], conf[:, :K], cur.frame, cur.t, cur.ids[:K], cur.image_size)
 
 
 def _best_path(

@@ -191,3 +191,22 @@ def test_chain_longer_than_max_nodes_keeps_its_most_seen_joints_in_order():
     assert nx.is_arborescence(short.graph)
     with pytest.raises(ValueError, match="max_nodes"):
         build_chain(_true_tracks(seq, 1.0, 3), seq.link_boxes, max_nodes=1)
+
+
+def test_wrist_that_leaves_the_view_and_comes_back_is_one_set_of_joints():
+    """The last three joints leave the view for 80 frames and come back as new tracks (the
+    gap is too long to join their ends): each late piece fills its joint's column, though
+    the late pieces of the last two never share a frame with their early neighbours."""
+    seq = make_sequence(ur5_like_model(), n_frames=200, noise_px=1.0, seed=5, camera_distance_m=1.6)
+    tr = _true_tracks(seq, 1.0, 1)
+    uv, conf, ids = tr.uv.copy(), tr.conf.copy(), list(tr.ids)
+    wrist = [int(np.flatnonzero(tr.ids == n)[0]) for n in range(seq.n_nodes - 3, seq.n_nodes)]
+    late = uv[:, wrist].copy()
+    late[:140] = np.nan
+    uv[60:, wrist] = np.nan
+    uv = np.concatenate([uv, late], axis=1)
+    conf = np.concatenate([conf, conf[:, wrist]], axis=1)
+    tracks = JointTracks(uv, conf, tr.frame, tr.t, np.r_[ids, 90, 91, 92], tr.image_size)
+    chain = build_chain(tracks, seq.link_boxes)
+    assert _truth_of_columns(seq, chain.tracks.uv) == list(range(seq.n_nodes))
+    assert chain.tracks.seen[140:, -3:].mean() > 0.9
