@@ -59,8 +59,10 @@ def train(
     resume: bool = False,
     patience: int = 100,
     extra: dict | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """Train; returns the run folder. Resumes from ``project/name/weights/last.pt`` if ``resume``."""
+    """Train; returns the run folder. Resumes from ``project/name/weights/last.pt`` if ``resume``.
+    ``device``: "cpu" (default) or a CUDA device index such as "0"."""
     from detection.yolo_env import yolo_class
 
     YOLO = yolo_class()
@@ -83,7 +85,7 @@ def train(
         epochs=epochs,
         batch=batch,
         workers=workers,
-        device="cpu",
+        device=device,
         amp=False,
         seed=seed,
         deterministic=True,
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="data-loading processes")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help='"cpu" (default) or a CUDA device index such as 0')
     ap.add_argument("--project", default="runs", help="folder of run folders (default %(default)s)")
     ap.add_argument("--name", default="detector", help="run name (default %(default)s)")
     ap.add_argument("--resume", action="store_true", help="resume PROJECT/NAME from its last.pt")
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             args.project,
             args.name,
             args.resume,
+            device=args.device,
         )
         print(f"run folder: {run} (weights/best.pt, results.csv, PR_curve.png, confusion_matrix.png)")
         return 0
