@@ -85,11 +85,11 @@ def _train_stage(
 ) -> Path:
     """One time-boxed training run into ``run`` (resumed from its last.pt if interrupted,
     skipped once its ``done`` marker exists); returns its best.pt."""
-    from detection.train import train
+    from detection.train import schedule_args, train
 
     last = run / "weights" / "last.pt"
     if not (run / "done").exists():
-        extra = {"warmup_epochs": warmup_epochs} | ({"optimizer": "AdamW", "lr0": lr0} if lr0 > 0 else {})
+        extra = schedule_args(warmup_epochs, lr0)
         train(
             str(data),
             weights,

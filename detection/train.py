@@ -45,6 +45,12 @@ def run_finished(last: Path) -> bool:
     return ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None
 
 
+def schedule_args(warmup_epochs: float = 3.0, lr0: float = 0.0) -> dict:
+    """Ultralytics arguments of a round's learning-rate schedule: ``lr0`` > 0 picks AdamW at
+    that rate, 0 leaves optimizer and rate to ultralytics' automatic choice."""
+    return {"warmup_epochs": warmup_epochs} | ({"optimizer": "AdamW", "lr0": lr0} if lr0 > 0 else {})
+
+
 def train(
     data: str,
     model: str = "yolo11n.yaml",
@@ -126,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="data-loading processes")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--lr0", type=float, default=0.0, help="AdamW learning rate; 0: ultralytics' automatic choice (default)"
+    )
+    ap.add_argument("--warmup-epochs", type=float, default=3.0, help="warm-up epochs (default %(default)s)")
     ap.add_argument("--device", default="cpu", help='"cpu" (default) or a CUDA device index such as 0')
     ap.add_argument("--project", default="runs", help="folder of run folders (default %(default)s)")
     ap.add_argument("--name", default="detector", help="run name (default %(default)s)")
@@ -152,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             args.project,
             args.name,
             args.resume,
+            extra=schedule_args(args.warmup_epochs, args.lr0),
             device=args.device,
         )
         print(f"run folder: {run} (weights/best.pt, results.csv, PR_curve.png, confusion_matrix.png)")
