@@ -144,6 +144,44 @@ def _detected(frames, detector, focus: _Focus, limit: int | None) -> Iterator:
         yield fr, (detector.detect(fr) if region is None else detector.detect_region(fr, region))
 
 
+def start_live(
+    frames, detector, fit_seconds: float, max_frames: int | None, fov_deg: float, margin: float, source: str = "video"
+):
+    """The warm-up: detect on the whole frame for ``fit_seconds`` (or ``max_frames``), fit the
+    chain (twin.pipeline). Returns (first frames, their Detections, chain, fit, LiveSolver,
+    the detector's focus for the next frame)."""
+    from twin.pipeline import fit_observed, observe
+
+    first, dets = [], []
+    for fr in frames:
+        first.append(fr)
+        dets.append(detector.detect(fr))
+        if fr.t >= fit_seconds or (max_frames and len(first) >= max_frames):
+            break
+    if not first:
+        raise VideoError(f"{source} gave no frames")
+    h, w = first[0].image.shape[:2]
+    chain, fit = fit_observed(observe(dets, (w, h), conf_threshold=detector.conf), fov_deg=fov_deg)
+    solver = LiveSolver(fit, conf=detector.conf)
+    return first, dets, chain, fit, solver, _Focus(solver.region((w, h), margin))
+
+
+def follow_live(
+    frames, detector, solver: LiveSolver, focus: _Focus, image_size: tuple[int, int], margin: float, limit=None
+) -> Iterator:
+    """The live loop: each frame detected in the region around the twin's predicted joints
+    (the whole frame every ``FULL_FRAME_EVERY`` frames and when fewer than two matched), in
+    a second thread, then solved alone; yields (frame, Detections, q, matched uv)."""
+    n = 0
+    with Prefetch(_detected(frames, detector, focus, limit), depth=2) as items:
+        for fr, d in items:
+            q, uv, _ = solver.step(d)
+            n += 1
+            full = n % FULL_FRAME_EVERY == 0 or solver.matched < 2
+            focus.region = None if full else solver.region(image_size, margin)
+            yield fr, d, q, uv
+
+
 def camera_frames(index: int, max_frames: int | None = None) -> Iterator:
     """Frames from a camera (OpenCV index), timestamped by the wall clock."""
     import cv2
@@ -174,7 +212,6 @@ def run_live(args) -> int:
     from detection.draw import draw_detections
     from twin.atomic import prepare_output
     from twin.mirror import Mirror, prepare_gui
-    from twin.pipeline import fit_observed, observe
     from twin.render_twin import draw_overlay, scale_intrinsics, side_by_side
     from twin.video import VideoWriter, open_video
 
@@ -195,26 +232,16 @@ def run_live(args) -> int:
         frames = iter(reader)
     detector = Detector(args.weights, imgsz=args.imgsz)
     # 1. warm-up: detect for fit_seconds, fit the chain
-    first, dets = [], []
-    for fr in frames:
-        d = detector.detect(fr)
-        first.append(fr)
-        dets.append(d)
-        if fr.t >= args.fit_seconds or (args.max_frames and len(first) >= args.max_frames):
-            break
-    if not first:
-        raise VideoError(f"{src} gave no frames")
+    first, dets, chain, fit, solver, focus = start_live(
+        frames, detector, args.fit_seconds, args.max_frames, args.fov, margin, source=src
+    )
     h, w = first[0].image.shape[:2]
-    observed = observe(dets, (w, h), conf_threshold=detector.conf)
-    chain, fit = fit_observed(observed, fov_deg=args.fov)
     from kinematics.urdf import write_urdf
     from kinematics.urdf_names import sanitize_joint_names
 
     names = sanitize_joint_names(fit.model.joint_names)
     tmpdir = Path(tempfile.mkdtemp(prefix="twin_live_"))
     urdf = write_urdf(fit.model, tmpdir / "live_twin.urdf", robot_name="live_twin", mesh_detail=LIVE_MESH_DETAIL)
-    solver = LiveSolver(fit, conf=detector.conf)
-    focus = _Focus(solver.region((w, h), margin))
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
     writer = VideoWriter(out, fps, (2 * w, h), preset=LIVE_PRESET).open() if out else None
     n, t_loop = 0, 0.0
@@ -250,14 +277,10 @@ def run_live(args) -> int:
                 show(fr, d, q, chain.tracks.uv[r] if r is not None else None)
             t0 = time.perf_counter()
             limit = args.max_frames - len(first) if args.max_frames else None
-            with Prefetch(_detected(frames, detector, focus, limit), depth=2) as items:
-                for fr, d in items:
-                    q, uv, _ = solver.step(d)
-                    n += 1
-                    full = n % FULL_FRAME_EVERY == 0 or solver.matched < 2
-                    focus.region = None if full else solver.region((w, h), margin)
-                    if not show(fr, d, q, uv) or not mirror.connected:
-                        break
+            for fr, d, q, uv in follow_live(frames, detector, solver, focus, (w, h), margin, limit):
+                n += 1
+                if not show(fr, d, q, uv) or not mirror.connected:
+                    break
             t_loop = time.perf_counter() - t0
         if writer is not None:
             writer.close()
