@@ -1,6 +1,6 @@
 """Draw the labelling convention on generated images: docs/labels.png.
 
-    python examples/label_picture.py docs/labels.png
+python examples/label_picture.py docs/labels.png
 """
 
 from __future__ import annotations
