@@ -416,6 +416,12 @@ def build_chain(
     # tracks that rarely coexist are pieces of one joint (or one is a false joint)
     n_seen = tr.seen.sum(0).astype(float)
     conflict = ev["covisible"] < conflict_overlap * np.minimum(n_seen[:, None], n_seen[None, :])
+    # ... but not a still joint seen through half the video (a base) and one that clearly
+    # moves: a base hidden for a while (behind the arm) is no piece of a wrist seen meanwhile
+    motion = _motion(tr)
+    still = (motion < 2 * noise_px) & (n_seen >= 0.5 * T)
+    moving = motion > 5 * noise_px
+    conflict &= ~((still[:, None] & moving[None, :]) | (moving[:, None] & still[None, :]))
     np.fill_diagonal(conflict, False)
     path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
     order = np.array(path, dtype=np.int64)
