@@ -423,7 +423,7 @@ def build_chain(
     moving = motion > 5 * noise_px
     conflict &= ~((still[:, None] & moving[None, :]) | (moving[:, None] & still[None, :]))
     np.fill_diagonal(conflict, False)
-    path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict)
+    path = _main_path(tree, tr, W, gain_floor=0.5 * min_edge_weight, conflict=conflict, motion=motion)
     order = np.array(path, dtype=np.int64)
     if max_nodes is not None and len(order) > max_nodes:
         order = order[np.sort(np.argsort(-seen_count[order], kind="stable")[:max_nodes])]
@@ -597,13 +597,14 @@ def _main_path(
     W: np.ndarray | None = None,
     gain_floor: float = 0.0,
     conflict: np.ndarray | None = None,
+    *,
+    motion: np.ndarray,
 ) -> list[int]:
-    """The main chain through the tree's nodes, base end first.
+    """The main chain through the tree's nodes, base end first (``motion``: ``_motion(tr)``).
 
     Exact heaviest path over the tree's nodes when there are few (the tree only selects
     which joints belong to the robot), else the tree's longest leaf-to-leaf path.
     """
-    motion = _motion(tr)
     h = tr.image_size[1]
     with np.errstate(invalid="ignore"):
         mean_v = np.array([np.nanmean(tr.uv[:, n, 1]) if tr.seen[:, n].any() else 0.0 for n in range(tr.n_joints)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def measure(video: Path, gt_path: Path, weights: str | None, imgsz: int, fit_sec
     from kinematics.camera import project
     from kinematics.metrics import keypoint_pck
     from kinematics.oracle import gt_arrays, load_gt
-    from twin.live import REGION_MARGIN, follow_live, start_live
+    from twin.live import REGION_MARGIN, follow_live, start_live, warmup_q
     from twin.video import open_video
 
     gt = gt_arrays(load_gt(gt_path))
@@ -37,14 +38,14 @@ def measure(video: Path, gt_path: Path, weights: str | None, imgsz: int, fit_sec
     pred = {}
     row_of = {int(f): i for i, f in enumerate(fit.frame)}
     for fr in first:
-        r = row_of.get(fr.index)
-        q = fit.q[r] if r is not None and np.isfinite(fit.q[r]).all() else solver.q
+        q = warmup_q(fit, row_of.get(fr.index), solver.q)
         pred[fr.index] = project(fit.K, fit.world_T_camera, fit.model.node_positions(q))
     h, w = first[0].image.shape[:2]
     n, t0 = 0, time.perf_counter()
-    for fr, _d, q, _uv in follow_live(frames, detector, solver, focus, (w, h), REGION_MARGIN):
-        pred[fr.index] = project(fit.K, fit.world_T_camera, fit.model.node_positions(q))
-        n += 1
+    with closing(follow_live(frames, detector, solver, focus, (w, h), REGION_MARGIN)) as steps:
+        for fr, _d, q, _uv in steps:
+            pred[fr.index] = project(fit.K, fit.world_T_camera, fit.model.node_positions(q))
+            n += 1
     seconds = time.perf_counter() - t0
     T = len(gt["uv"])
 

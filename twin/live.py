@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,12 @@ def start_live(
     return first, dets, chain, fit, solver, _Focus(solver.region((w, h), margin))
 
 
+def warmup_q(fit, row: int | None, fallback: np.ndarray) -> np.ndarray:
+    """The twin's angles for a warm-up frame: the fit's row ``row`` where it was solved, else
+    ``fallback`` (the live solver's current angles)."""
+    return fit.q[row] if row is not None and np.isfinite(fit.q[row]).all() else fallback
+
+
 def follow_live(
     frames, detector, solver: LiveSolver, focus: _Focus, image_size: tuple[int, int], margin: float, limit=None
 ) -> Iterator:
@@ -273,14 +280,15 @@ def run_live(args) -> int:
 
             for fr, d in zip(first, dets, strict=True):
                 r = row_of.get(fr.index)
-                q = fit.q[r] if r is not None and np.isfinite(fit.q[r]).all() else solver.q
-                show(fr, d, q, chain.tracks.uv[r] if r is not None else None)
+                show(fr, d, warmup_q(fit, r, solver.q), chain.tracks.uv[r] if r is not None else None)
             t0 = time.perf_counter()
             limit = args.max_frames - len(first) if args.max_frames else None
-            for fr, d, q, uv in follow_live(frames, detector, solver, focus, (w, h), margin, limit):
-                n += 1
-                if not show(fr, d, q, uv) or not mirror.connected:
-                    break
+            # closing(): the prefetch thread stops at once, also when show() raises
+            with closing(follow_live(frames, detector, solver, focus, (w, h), margin, limit)) as steps:
+                for fr, d, q, uv in steps:
+                    n += 1
+                    if not show(fr, d, q, uv) or not mirror.connected:
+                        break
             t_loop = time.perf_counter() - t0
         if writer is not None:
             writer.close()
