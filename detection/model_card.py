@@ -79,8 +79,10 @@ rule in docs/ground_truth.md.
 - Architecture: ultralytics YOLO11n built from `yolo11n.yaml` (no pretrained weights:
   nothing can be downloaded here), trained at {IMGSZ} px, then {size_text}.
 - Files: `cobot_yolo11n.pt` (ultralytics checkpoint, for fine-tuning; a pickle: load only
-  files you trust) and `cobot_yolo11n.onnx` (dynamic input size; the Detector's default
-  backend, run by ONNX Runtime, which executes no code from the file).
+  files you trust), `cobot_yolo11n.onnx` (float export, dynamic input size) and
+  `cobot_yolo11n_int8.onnx` (its int8 copy by `python -m detection.quantize`, calibrated on
+  64 training images at 640 px: the Detector's default, run by ONNX Runtime, which executes
+  no code from the file).
 - Training data: {counts["train"]} train / {counts["val"]} val images rendered by
   `python -m detection.synth` (seed {SEED}) from the robots {TRAIN_ROBOTS}; random scenes
   (camera, light, floor, backgrounds incl. photographs, clutter, human figures, colours,

@@ -10,8 +10,9 @@ Stages (each resumable; re-running skips what is done):
    RUN_416, then RUN_416_2, ... named by size and round, each from the previous round's
    best.pt, with a fresh learning-rate schedule: a warm restart).
 4. ship: evaluate (precision, recall, mAP50, mAP50-95 per class on the held-out-robot test
-   split, at the last round's size), copy best.pt to assets/cobot_yolo11n.pt with an ONNX export, and
-   write assets/MODEL_CARD.md.
+   split, at the last round's size), copy best.pt to assets/cobot_yolo11n.pt with an ONNX export
+   and its int8 copy (``python -m detection.quantize``; the Detector's default), and write
+   assets/MODEL_CARD.md.
 
     python -m detection.recipe --data data/synth_v1 --run runs/default --hours 1.4 \
         --continue-hours 1.5,1.75,1.75,1.5,1.5 --continue-warmup 3,3,3,0,0 --continue-lr0 0,0,0,0.0005,0.0003
@@ -187,7 +188,7 @@ def evaluate(weights: Path, data: Path, split: str = "test", imgsz: int = CONTIN
 
 def stage_ship(best: Path, data: Path, assets: Path, run: Path, sizes: list[int]) -> dict:
     """Evaluate ``best`` at the last round's size, copy it to ``assets`` with an ONNX export
-    (dynamic input size) and write the model card."""
+    (dynamic input size) and its int8 copy, and write the model card."""
     from detection.yolo_env import yolo_class
 
     assets.mkdir(parents=True, exist_ok=True)
@@ -198,14 +199,17 @@ def stage_ship(best: Path, data: Path, assets: Path, run: Path, sizes: list[int]
     onnx = Path(yolo_class()(str(pt)).export(format="onnx", imgsz=sizes[-1], simplify=False, dynamic=True))
     if onnx.resolve() != (assets / "cobot_yolo11n.onnx").resolve():
         shutil.move(str(onnx), assets / "cobot_yolo11n.onnx")
+    from detection.quantize import calibration_images, quantize_weights
+
+    default = quantize_weights(
+        assets / "cobot_yolo11n.onnx", assets / "cobot_yolo11n_int8.onnx", calibration_images(data)
+    )
     (assets / "metrics.json").write_text(
         json.dumps({"test_heldout_robots": metrics, "val_seen_robots": val}, indent=2) + "\n"
     )
     from detection.model_card import recall_by_size, write_model_card
 
-    write_model_card(
-        assets / "MODEL_CARD.md", data, run, sizes, metrics, val, recall_by_size(assets / "cobot_yolo11n.onnx")
-    )
+    write_model_card(assets / "MODEL_CARD.md", data, run, sizes, metrics, val, recall_by_size(default))
     return metrics
 
 
