@@ -40,7 +40,7 @@ from twin.motion import read_motion
 from twin.video import open_video
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_WEIGHTS = REPO / "assets" / "cobot_yolo11n.onnx"
+SHIPPED_WEIGHTS = REPO / "assets" / "cobot_yolo11n_int8.onnx"  # the default
 PROG = "python -m twin.build: error:"
 
 

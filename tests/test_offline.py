@@ -5,7 +5,7 @@ every socket connect / name lookup / URL open and records it, and records every 
 process opens for writing, creates, renames or deletes. HOME, TMPDIR and the working
 folder are fresh temporary folders whose trees are compared before and after.
 
-Weights: the shipped ``assets/cobot_yolo11n.onnx`` when it exists (then the build must
+Weights: the shipped default ``assets/cobot_yolo11n_int8.onnx`` when it exists (then the build must
 succeed); otherwise an untrained YOLO11n exported here (the real network, random
 weights: it detects nothing, so the build must end with the clean NoRobotError).
 """
@@ -24,7 +24,7 @@ import pytest
 from twin.errors import NoRobotError
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_WEIGHTS = REPO / "assets" / "cobot_yolo11n.onnx"
+SHIPPED_WEIGHTS = REPO / "assets" / "cobot_yolo11n_int8.onnx"  # the default
 
 AUDITED_RUN = textwrap.dedent(
     """
