@@ -89,6 +89,8 @@ class Mirror:
         self._map_joints()
         if self.gui:
             p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.client)
+            # no shadow pass: under Xvfb's software OpenGL it took a quarter of the live loop
+            p.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 0, physicsClientId=self.client)
         return self
 
     def _map_joints(self) -> None:
