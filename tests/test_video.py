@@ -261,3 +261,32 @@ def test_opencv_window_still_opens_after_reading_a_video(tmp_path):
         proc.communicate()
         pytest.fail("cv2.namedWindow hung after twin.video read a video (PyAV loaded before OpenCV)")
     assert "window ok" in out, err[-1000:]
+
+
+def test_loop_video_example_plays_the_clip_forwards_then_backwards(tmp_path):
+    """examples/loop_video.py (the memory benchmark's long video): frame i of the output is
+    frame i of the clip, then the clip runs backwards; each output frame must look more like
+    the clip frame it should be than like the clip frame half a second away."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("loop_video", root / "examples" / "loop_video.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    clip = root / "examples" / "kinova_demo.mp4"
+    out = tmp_path / "long.mp4"
+
+    def small(path):
+        return [cv2.resize(f.image, (80, 60), interpolation=cv2.INTER_AREA).astype(float) for f in open_video(path)]
+
+    src = small(clip)
+    n = 2 * len(src) + 10
+    assert mod.main([str(clip), str(out), "--frames", str(n)]) == 0
+    got = small(out)
+    assert len(got) == n
+    cycle = list(range(len(src))) + list(range(len(src) - 2, 0, -1))
+    for i, g in enumerate(got):
+        e = cycle[i % len(cycle)]
+        far = (e + 15) % len(src)
+        assert np.mean((g - src[e]) ** 2) < np.mean((g - src[far]) ** 2), (i, e, far)
