@@ -21,8 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from twin.cli import add_debug_flag, run_cli
 from twin.errors import InputError, WeightsError
 
@@ -45,17 +43,16 @@ def calibration_images(data: Path, n: int = CALIBRATION_IMAGES) -> list[Path]:
 
 
 def _batches(images: list[Path], imgsz: int):
-    """Network inputs (1, 3, H, W) float32 in [0, 1], letterboxed like ``Detector`` does."""
+    """Network inputs (1, 3, H, W) float32 in [0, 1], made as ``Detector`` makes them."""
     import cv2
 
-    from detection.detector import letterbox
+    from detection.detector import _network_input, letterbox
 
     for path in images:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"calibration image {path} cannot be read; remove it or give other --data")
-        lb = letterbox(img, imgsz)[0]
-        yield np.ascontiguousarray(lb[None, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        yield _network_input([letterbox(img, imgsz)[0]])
 
 
 def head_float_nodes(model) -> list[str]:
