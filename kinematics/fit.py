@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kinematics.camera import intrinsics_from_fov, project
-from kinematics.fit_branch import branch_search
+from kinematics.fit_branch import branch_search, upright
 from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes, interp_angles
 from kinematics.fit_flip import repair_flips
 from kinematics.fit_frame import model_nodes_and_jac, solve_frame
@@ -245,9 +245,10 @@ def _elevation_excess(cam: np.ndarray, range_deg: tuple[float, float]) -> float:
     return (max(0.0, e - range_deg[1]) + max(0.0, range_deg[0] - e)) / ELEVATION_SOFTNESS_DEG
 
 
-def _elevation_factor(cam: np.ndarray, prior: float, range_deg: tuple[float, float]) -> float:
-    """What a start's cost is multiplied by for its camera elevation (1 inside ``range_deg``)."""
-    return 1.0 + prior * _elevation_excess(cam, range_deg) ** 2
+def _elevation_factor(st: ChainState, prior: float, range_deg: tuple[float, float]) -> float:
+    """What a state's cost is multiplied by for its camera elevation (1 inside ``range_deg``),
+    seen from the robot standing upright (``fit_branch.upright``)."""
+    return 1.0 + prior * _elevation_excess(upright(st).cam, range_deg) ** 2
 
 
 def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, float]:
@@ -356,6 +357,9 @@ def fit_chain(
     (0.984, 0.958); on the real path of ``twin.bench --videos 4`` twin PCK 0.771 -> 0.821
     and 3D error 25.2 -> 26.3%. It costs about 0.5 s per oracle video and 6 s per real-path
     video (9-10 nodes); ``kinematics.bench_fit --frames 300``: mean 3.5 -> 4.6 s, max 6.6 s.
+    With the camera's elevation judged from the robot standing upright (``fit_branch.upright``;
+    a robot hanging from its base under a camera above it is the same images as the robot
+    standing, filmed from below the floor): 17.3% and 18.4%, real path unchanged.
     log: a list that receives one line per decision (for debugging).
     """
     uv = _check(chain)
@@ -395,7 +399,7 @@ def fit_chain(
                     f"elevation {elev}: cost {cost:.1f}, joints per node {np.bincount(st.jn).tolist()}, "
                     f"peel {t1 - t0:.1f} s, adjust {time.perf_counter() - t1:.1f} s"
                 )
-            score = cost * _elevation_factor(st.cam, elevation_prior, elevation_range_deg)
+            score = cost * _elevation_factor(st, elevation_prior, elevation_range_deg)
             if log is not None:
                 log.append(
                     f"elevation {elev}: final camera elevation {_camera_elevation_deg(st.cam):.1f} deg, score {score:.1f}"
@@ -414,7 +418,7 @@ def fit_chain(
                 final_adjust(st, Kmat, uv, lam, sigma, length_prior, 0.0, max_iter // 2)
         if log is not None:
             log.append(f"flip repair: {n_flip} frames changed branch")
-    return _result(st, Kmat, uv, chain, scale)
+    return _result(upright(st), Kmat, uv, chain, scale)
 
 
 def _search_branches(
@@ -438,7 +442,7 @@ def _search_branches(
     def scorer(rows_uv: np.ndarray, lam_rows: float):
         def score(s: ChainState, n_iter: int) -> tuple[float, float]:
             c = final_adjust(s, Kmat, rows_uv, lam_rows, sigma, length_prior, axis_prior, n_iter)
-            return c, _elevation_factor(s.cam, elevation_prior, elevation_range_deg)
+            return c, _elevation_factor(s, elevation_prior, elevation_range_deg)
 
         return score
 

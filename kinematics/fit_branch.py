@@ -70,6 +70,35 @@ def reflect_subchain(st: ChainState, k: int, ref_row: int | None = None, after: 
     return out
 
 
+UPRIGHT_SHARE = 0.3  # the first link points down when its z component is below -this share of its length
+
+
+def is_hanging(st: ChainState) -> bool:
+    """The first link (node 0 -> node 1; its height is fixed: the first axis is z) points down."""
+    n = float(np.linalg.norm(st.P[1])) if len(st.P) > 1 else 0.0
+    return n > 0 and st.P[1][2] < -UPRIGHT_SHARE * n
+
+
+def upright(st: ChainState) -> ChainState:
+    """``st`` turned 180 degrees about world x (a change of gauge: the same pixels) when its
+    first link points down, so that the robot stands on its base; else ``st`` itself.
+
+    Cobots stand on a floor or table with the first link rising from the base (or level,
+    as on a UR); a fit can find the same images as a robot hanging from its base filmed
+    by an upside-down camera, which is the robot standing, filmed from below the floor.
+    """
+    if not is_hanging(st):
+        return st
+    Rx = np.diag([1.0, -1.0, -1.0])
+    out = st.copy()
+    out.P = st.P @ Rx
+    out.ax = st.ax @ Rx
+    out.ax[0] = st.ax[0]  # Rot(-z, q) = Rot(z, -q): the first axis stays z
+    out.q[:, 0] = -st.q[:, 0]
+    out.cam[:3] = matrix_rotvec(rotvec_matrix(st.cam[:3]) @ Rx)
+    return out
+
+
 def branch_search(
     st: ChainState,
     score: Callable[[ChainState, int], tuple[float, float]],

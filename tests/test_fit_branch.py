@@ -93,3 +93,32 @@ def test_fit_escapes_a_planted_wrong_branch():
     err_found = error_3d(fk_nodes(found.P, found.jn, found.ax, found.q), seq.xyz_true, L)
     assert found is not wrong
     assert err_found < 0.5 * err_wrong and err_found < 0.03, (err_wrong, err_found)
+
+
+def test_upright_turns_a_hanging_robot_over_without_moving_a_pixel():
+    from kinematics.fit import _camera_elevation_deg, _elevation_factor
+    from kinematics.fit_branch import is_hanging, upright
+    from kinematics.fit_core import matrix_rotvec
+
+    seq = make_sequence(panda_like_model(), n_frames=20, seed=1)
+    st = truth_state(seq.model, seq.model.node_of_joint, seq.q, seq.world_T_camera)
+    assert st.P[1][2] > 0.9 * np.linalg.norm(st.P[1]) and not is_hanging(st) and upright(st) is st
+    # the same images as a robot hanging from its base, filmed by an upside-down camera
+    Rx = np.diag([1.0, -1.0, -1.0])
+    hanging = st.copy()
+    hanging.P, hanging.ax = st.P @ Rx, st.ax @ Rx
+    hanging.ax[0] = st.ax[0]
+    hanging.q[:, 0] = -st.q[:, 0]
+    hanging.cam[:3] = matrix_rotvec(rotvec_matrix(st.cam[:3]) @ Rx)
+    uv = project_cam(seq.K, st.cam, fk_nodes(st.P, st.jn, st.ax, st.q))
+    assert np.allclose(project_cam(seq.K, hanging.cam, fk_nodes(hanging.P, hanging.jn, hanging.ax, hanging.q)), uv)
+    assert is_hanging(hanging)
+    assert _camera_elevation_deg(hanging.cam) == pytest.approx(-_camera_elevation_deg(st.cam))
+    up = upright(hanging)
+    assert not is_hanging(up) and np.allclose(up.ax[0], [0, 0, 1.0])
+    assert np.allclose(project_cam(seq.K, up.cam, fk_nodes(up.P, up.jn, up.ax, up.q)), uv)
+    assert np.allclose(fk_nodes(up.P, up.jn, up.ax, up.q), fk_nodes(st.P, st.jn, st.ax, st.q))
+    # the elevation prior judges the camera from the standing robot
+    assert _elevation_factor(hanging, 3.0, (0.0, 45.0)) == pytest.approx(_elevation_factor(st, 3.0, (0.0, 45.0)))
+    assert _elevation_factor(st, 3.0, (0.0, 45.0)) == _elevation_factor(st, 3.0, (-45.0, 45.0))
+    assert _elevation_factor(st, 3.0, (-45.0, -10.0)) > 2.0  # and a camera said to be below counts
