@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kinematics.camera import intrinsics_from_fov, project
-from kinematics.fit_branch import branch_search, upright
+from kinematics.fit_branch import branch_search, is_hanging, upright
 from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes, interp_angles
 from kinematics.fit_flip import repair_flips
 from kinematics.fit_frame import model_nodes_and_jac, solve_frame
@@ -239,16 +239,18 @@ def _camera_elevation_deg(cam: np.ndarray) -> float:
     return float(np.degrees(np.arcsin(np.clip(centre[2] / max(np.linalg.norm(centre), 1e-12), -1.0, 1.0))))
 
 
-def _elevation_excess(cam: np.ndarray, range_deg: tuple[float, float]) -> float:
-    """How far the camera's elevation lies outside ``range_deg``, in ELEVATION_SOFTNESS_DEG units."""
-    e = _camera_elevation_deg(cam)
+def _elevation_excess(cam: np.ndarray, range_deg: tuple[float, float], sign: float = 1.0) -> float:
+    """How far the camera's elevation (times ``sign``) lies outside ``range_deg``, in
+    ELEVATION_SOFTNESS_DEG units."""
+    e = sign * _camera_elevation_deg(cam)
     return (max(0.0, e - range_deg[1]) + max(0.0, range_deg[0] - e)) / ELEVATION_SOFTNESS_DEG
 
 
 def _elevation_factor(st: ChainState, prior: float, range_deg: tuple[float, float]) -> float:
     """What a state's cost is multiplied by for its camera elevation (1 inside ``range_deg``),
-    seen from the robot standing upright (``fit_branch.upright``)."""
-    return 1.0 + prior * _elevation_excess(upright(st).cam, range_deg) ** 2
+    seen from the robot standing upright: ``fit_branch.upright`` turns a hanging robot half
+    a turn about a horizontal axis, which negates the elevation."""
+    return 1.0 + prior * _elevation_excess(st.cam, range_deg, -1.0 if is_hanging(st) else 1.0) ** 2
 
 
 def _smoothed(uv: np.ndarray, sigma: float, window: int) -> tuple[np.ndarray, float]:

@@ -22,26 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kinematics.fit_core import ChainState, in_frame, matrix_rotvec, rot_batch, rotvec_matrix
+from kinematics.fit_core import ChainState, in_frame, matrix_rotvec, rotvec_matrix, turn_onto, unit
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
-def _turn_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit ``a`` onto unit ``b``."""
-    v = np.cross(a, b)
-    s, c = float(np.linalg.norm(v)), float(a @ b)
-    if s < 1e-12:
-        if c > 0:
-            return np.eye(3)
-        p = _unit(np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0]))
-        return rot_batch(p, np.array([np.pi]))[0]
-    return rot_batch(v / s, np.array([np.arctan2(s, c)]))[0]
-
-
-def reflect_subchain(st: ChainState, k: int, ref_row: int | None = None, after: bool = False) -> ChainState:
+def reflect_subchain(st: ChainState, k: int, ref_row: int | None = None) -> ChainState:
     """``st`` with everything from node k's joints on reflected in depth about node k.
 
     The mirror plane passes through node k and is perpendicular to the camera ray to it,
@@ -50,20 +34,17 @@ def reflect_subchain(st: ChainState, k: int, ref_row: int | None = None, after: 
     T = st.q.shape[0]
     t = T // 2 if ref_row is None else int(ref_row)
     o, R = in_frame(st.P, st.jn, st.ax, st.q[t : t + 1], k)
-    if after:
-        for j in np.flatnonzero(st.jn == k):
-            R = R @ rot_batch(st.ax[j], st.q[t : t + 1, j])
     Rcw = rotvec_matrix(st.cam[:3])
     centre = -Rcw.T @ st.cam[3:]
-    d = _unit(o[0] - centre)
+    d = unit(o[0] - centre)
     M = np.eye(3) - 2.0 * np.outer(d, d)
     W = R[0].T @ M @ R[0]
     out = st.copy()
-    if k == 0 and not after:  # the whole robot: turn the world so that the first axis is z again
-        G = _turn_onto(_unit(W @ st.ax[0]), _unit(st.ax[0]))
+    if k == 0:  # the whole robot: turn the world so that the first axis is z again
+        G = turn_onto(unit(W @ st.ax[0]), unit(st.ax[0]))
         W = G @ W
         out.cam[:3] = matrix_rotvec(Rcw @ G.T)
-    joints = st.jn > k if after else st.jn >= k
+    joints = st.jn >= k
     out.ax[joints] = st.ax[joints] @ W.T
     out.q[:, joints] = -st.q[:, joints]
     out.P[k + 1 :] = st.P[k + 1 :] @ W.T
@@ -112,9 +93,9 @@ def branch_search(
 
     score(state, iterations): adjusts ``state`` in place for up to that many iterations (0
     only evaluates) and returns (cost, prior factor >= 1). Each reflection is adjusted for
-    ``n_iter`` iterations and kept when its cost x factor is lower by more than ``min_gain`` (a share) and its cost rises by
-    at most ``max_cost_rise`` (a share): a better camera elevation alone does not buy a
-    worse fit to the pixels.
+    ``n_iter`` iterations and kept when its cost x factor is lower by more than ``min_gain``
+    (a share) and its cost rises by at most ``max_cost_rise`` (a share): a better camera
+    elevation alone does not buy a worse fit to the pixels.
     """
     best = st
     best_cost, best_f = score(st.copy(), 0)

@@ -40,6 +40,26 @@ def interp_angles(rows: np.ndarray, known_rows: np.ndarray, q_known: np.ndarray)
     return np.stack([np.interp(rows, known_rows, q_known[:, j]) for j in range(q_known.shape[1])], axis=1)
 
 
+def unit(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to length 1 (a zero vector stays zero)."""
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def perp(a: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to ``a``."""
+    other = np.array([1.0, 0, 0]) if abs(a[0]) < 0.9 else np.array([0, 1.0, 0])
+    return unit(np.cross(a, other))
+
+
+def turn_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit ``a`` onto unit ``b`` (half a turn when opposite)."""
+    v = np.cross(a, b)
+    s, c = float(np.linalg.norm(v)), float(a @ b)
+    if s < 1e-9:
+        return np.eye(3) if c > 0 else rot_batch(perp(a), np.array([np.pi]))[0]
+    return rot_batch(v / s, np.array([np.arctan2(s, c)]))[0]
+
+
 def rotvec_matrix(r: np.ndarray) -> np.ndarray:
     """3x3 rotation from a rotation vector."""
     a = float(np.linalg.norm(r))

@@ -17,7 +17,17 @@ import itertools
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kinematics.fit_core import ChainState, bundle_adjust, in_frame, matrix_rotvec, project_cam, rot_batch
+from kinematics.fit_core import (
+    ChainState,
+    bundle_adjust,
+    in_frame,
+    matrix_rotvec,
+    perp,
+    project_cam,
+    rot_batch,
+    turn_onto,
+    unit,
+)
 
 CAND_NFEV = 15
 ACCEPT_GAIN = 1.3
@@ -34,16 +44,6 @@ _DIRS = np.array(
 _DIRS /= np.linalg.norm(_DIRS, axis=1, keepdims=True)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(np.linalg.norm(v), 1e-12)
-
-
-def _perp(a: np.ndarray) -> np.ndarray:
-    """A unit vector perpendicular to ``a``."""
-    other = np.array([1.0, 0, 0]) if abs(a[0]) < 0.9 else np.array([0, 1.0, 0])
-    return _unit(np.cross(a, other))
-
-
 def initial_camera(Kmat: np.ndarray, uv: np.ndarray, elevation_deg: float, chain_length: float) -> np.ndarray:
     """Camera params looking at the base node from ``elevation_deg`` with the robot at a plausible distance."""
     base = np.nanmedian(uv[:, 0], axis=0)
@@ -53,16 +53,12 @@ def initial_camera(Kmat: np.ndarray, uv: np.ndarray, elevation_deg: float, chain
     D = f * chain_length * 0.8 / max(size_px, 1.0)
     e = np.radians(elevation_deg)
     eye = D * np.array([np.cos(e), 0.0, np.sin(e)]) + np.array([0, 0, 0.3 * chain_length])
-    z = _unit(-eye)
-    x = _unit(np.cross(z, [0, 0, 1.0]))
+    z = unit(-eye)
+    x = unit(np.cross(z, [0, 0, 1.0]))
     y = np.cross(z, x)
     R0 = np.stack([x, y, z], axis=1)  # world_R_camera
-    ray = _unit(np.linalg.solve(Kmat, np.r_[base, 1.0]))
-    # Q maps ray -> z (minimal rotation); world_R_camera = R0 @ Q
-    v = np.cross(ray, [0, 0, 1.0])
-    s, c = np.linalg.norm(v), ray[2]
-    Q = np.eye(3) if s < 1e-9 else rot_batch(v / s, np.array([np.arctan2(s, c)]))[0]
-    Rwc = R0 @ Q
+    ray = unit(np.linalg.solve(Kmat, np.r_[base, 1.0]))
+    Rwc = R0 @ turn_onto(ray, np.array([0, 0, 1.0]))  # Q maps the base's ray onto the optical axis
     Rcw = Rwc.T
     return np.r_[matrix_rotvec(Rcw), -Rcw @ eye]
 
@@ -177,7 +173,7 @@ def peel(
         st, pending = _apply(Kmat, uv, options[0], k, smooth, length_prior, axis_prior)
         k += 1
     # the last node carries one joint (its own motion is unobservable): a roll about its link
-    st.add_joint(N - 1, _unit(st.P[N - 1]))
+    st.add_joint(N - 1, unit(st.P[N - 1]))
     return st
 
 
@@ -204,7 +200,7 @@ def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_p
     depth = float(np.median(Xc_z))
     seg = np.linalg.norm(uv[:, k + 1] - uv[:, k], axis=1)
     L = max(float(np.nanpercentile(seg, 95)) if np.isfinite(seg).any() else 0.0, 2.0) * depth / Kmat[0, 0]
-    in_dir = _unit(st.P[k]) if k > 0 else np.array([0, 0, 1.0])
+    in_dir = unit(st.P[k]) if k > 0 else np.array([0, 0, 1.0])
     extra = [st.ax[pending]] if pending is not None else []
     cands: list[tuple[int, list[np.ndarray], np.ndarray]] = []  # (dof, own axes, P)
     if k == 0:
@@ -213,10 +209,10 @@ def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_p
         cands.append((2, [np.array([0, 0, 1.0]), np.array([0, 1.0, 0])], np.array([L, 0, 0])))
     else:
         for d in [in_dir] + list(_DIRS):
-            cands.append((1, [d], L * _perp(d)))
+            cands.append((1, [d], L * perp(d)))
         for d in (in_dir, np.array([0, 0, 1.0])):
-            b = _perp(d)
-            cands.append((2, [d, b], L * _unit(np.cross(b, d))))
+            b = perp(d)
+            cands.append((2, [d, b], L * unit(np.cross(b, d))))
     scored = []
     for dof, own, P in cands:
         axes_chain = extra + own
@@ -250,7 +246,7 @@ def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_p
             cand.P[k + 1] = P
             new = [cand.add_joint(k, a, ang[:, len(extra) + i]) for i, a in enumerate(own)]
             if dof == 0:
-                new = [cand.add_joint(k, _unit(P))]
+                new = [cand.add_joint(k, unit(P))]
             if pending is not None:
                 cand.q[:, pending] = ang[:, 0]
             free_q = [j for j in range(len(cand.jn)) if j not in new or dof > 0]
@@ -261,7 +257,7 @@ def _node_options(Kmat, uv, st, pending, k, log, *, smooth, length_prior, axis_p
                 length_total=None, length_prior=length_prior, axis_prior=axis_prior,
             )  # fmt: skip
             if dof == 0:
-                cand.ax[new[0]] = _unit(cand.P[k + 1])
+                cand.ax[new[0]] = unit(cand.P[k + 1])
             results.append((_rms(cand, Kmat, uv, k + 1), dof, cand, new, _rms(cand, Kmat, uv, k, upto=True)))
     if log is not None:
         log.append(f"node {k}: " + ", ".join(f"{r[1]}dof {r[0]:.2f}px (upstream {r[4]:.2f})" for r in results))
