@@ -64,7 +64,7 @@ DEFAULT_CHAIN_LENGTH_M = 1.0
 MIN_FRAMES = 5
 LIMIT_MARGIN_RAD = 0.1
 SMOOTH_ABOVE_PX = 0.75  # tracks noisier than this are averaged for the initialisation
-LENGTH_PRIOR = 10.0  # final adjustment's weight of the link-length bound (see fit_chain)
+LENGTH_PRIOR = 3.0  # final adjustment's weight of the link-length bound (see fit_chain)
 PEEL_LENGTH_PRIOR = 3.0  # the same during the initialisation
 ELEVATION_SOFTNESS_DEG = 15.0  # the elevation prior's unit: 1 unit outside the range = x(1 + prior)
 

@@ -194,6 +194,7 @@ def _skew(v: np.ndarray) -> np.ndarray:
 
 
 DEPTH_FLOOR = 0.25  # no node nearer the camera than this share of the chain's length
+LENGTH_BOUND_PERCENTILE = 90  # a link's image length taken as its side-on view (share of frames below, %)
 DEPTH_PRIOR_PX = 50.0  # weight of that floor: px of residual at depth 0
 
 
@@ -223,9 +224,7 @@ def bundle_adjust(
     and because the bound follows the depth, a camera moved nearer than the images allow
     pays for it (with a bound frozen at the start's depth the fit drew the camera in: on
     the oracle benchmark its distance came out at 0.1-0.9 of the true one). The Jacobian
-    of these residuals holds their dependence on the camera and on the link's own offset,
-    not the depth's dependence on the other chain parameters (the step is still only
-    taken when the cost falls).
+    of these residuals is exact (the depth is that of the median frame's link midpoint).
     axis_prior: weight (px) of a prior that consecutive joint axes are parallel or
     perpendicular (as on nearly every cobot): residual sin(2 angle) / 2.
     depth_prior: weight (px) of a one-sided prior that every node, seen or not, stays in
@@ -259,7 +258,7 @@ def bundle_adjust(
         seg = np.linalg.norm(uv[:, m] - uv[:, m - 1], axis=1)
         ok = np.isfinite(seg)
         if ok.sum() >= 3:
-            seg90[m], seg_ok[m] = float(np.percentile(seg[ok], 90)), ok
+            seg90[m], seg_ok[m] = float(np.percentile(seg[ok], LENGTH_BOUND_PERCENTILE)), ok
     lp_links = [m for m in lp_links if m in seg90]
     n_lp = len(lp_links)
     pos_of = {m: nodes.index(m) for m in nodes}
@@ -269,12 +268,18 @@ def bundle_adjust(
         the bound follows the camera (a camera moved nearer tightens it)."""
         if not lp_links:
             return {}
+        return {m: v[0] for m, v in lmin_at(cam, X).items()}
+
+    def lmin_at(cam: np.ndarray, X: np.ndarray) -> dict:
+        """Per prior link: (bound, its depth z, the frame whose depth it is: the lower median)."""
         zc = X @ rotvec_matrix(cam[:3])[2] + cam[5]  # (T, n) depth of the nodes
         out = {}
         for m in lp_links:
-            ok = seg_ok[m]
-            z = np.median(0.5 * (zc[ok, pos_of[m]] + zc[ok, pos_of[m - 1]]))
-            out[m] = max(seg90[m] * z / Kmat[0, 0], 1e-6)
+            rows = np.flatnonzero(seg_ok[m])
+            zmid = 0.5 * (zc[rows, pos_of[m]] + zc[rows, pos_of[m - 1]])
+            t_med = int(rows[np.argsort(zmid, kind="stable")[(len(rows) - 1) // 2]])
+            z = 0.5 * (zc[t_med, pos_of[m]] + zc[t_med, pos_of[m - 1]])
+            out[m] = (max(seg90[m] * z / Kmat[0, 0], 1e-6), z, t_med)
         return out
 
     def lp_res(P: np.ndarray, lmin: dict) -> list:
@@ -367,7 +372,20 @@ def bundle_adjust(
             del c
 
         all_sel = np.arange(nn)
-        lmin = lmin_of(s.cam, X)
+        lm_at = lmin_at(s.cam, X)
+        lmin = {m: v[0] for m, v in lm_at.items()}
+        need_t = sorted({v[2] for v in lm_at.values()})  # frames whose node depths set a bound
+        zrows, zcols, zvals = [], [], []
+
+        def zput(sel: np.ndarray, col, dz: np.ndarray) -> None:
+            """dz: (len(need_t), len(sel), c) derivatives of the depth of nodes ``sel`` at need_t."""
+            r = np.arange(len(need_t))[:, None] * nn + sel[None, :]
+            col = np.asarray(col)
+            cc = col[need_t][:, None, :] if col.ndim == 2 else col[None, None, :]
+            zrows.append(np.broadcast_to(r[..., None], dz.shape).ravel())
+            zcols.append(np.broadcast_to(cc, dz.shape).ravel())
+            zvals.append(dz.ravel())
+
         if free_cam:
             r0_ = node_res(s.cam, X)
             d = np.empty((T, nn, nr, 6))
@@ -386,6 +404,9 @@ def bundle_adjust(
             if len(sel):
                 d = A[:, sel] @ RP[m][:, None]  # (T, s, 2, 3)
                 put(sel, offs[1] + 3 * bi + np.arange(3), d)
+                if need_t:
+                    dz = np.broadcast_to((Rcw[2] @ RP[m][need_t])[:, None, :], (len(need_t), len(sel), 3))
+                    zput(sel, offs[1] + 3 * bi + np.arange(3), dz)
         for bi, j in enumerate(free_ax):
             sel = np.flatnonzero(node_arr > s.jn[j])
             if not len(sel):
@@ -403,8 +424,10 @@ def bundle_adjust(
             Su = _skew(u.reshape(-1, 3)).reshape(T, len(sel), 3, 3)
             Snu = _skew(np.cross(n, u).reshape(-1, 3)).reshape(T, len(sel), 3, 3)
             D = sq * (-Su) + (1 - cq) * (-Snu - Kn @ Su)
-            d = A[:, sel] @ (Rb[j][:, None] @ D @ Pn)
-            put(sel, offs[2] + 3 * bi + np.arange(3), d)
+            F = Rb[j][:, None] @ D @ Pn
+            put(sel, offs[2] + 3 * bi + np.arange(3), A[:, sel] @ F)
+            if need_t:
+                zput(sel, offs[2] + 3 * bi + np.arange(3), np.einsum("i,tsij->tsj", Rcw[2], F[need_t]))
         for bi, j in enumerate(free_q):
             if j not in Rb:
                 continue
@@ -415,6 +438,8 @@ def bundle_adjust(
             dX = np.cross(w[:, None], X[:, sel] - oj[j][:, None])  # (T, s, 3)
             d = np.einsum("tsij,tsj->tsi", A[:, sel], dX)[..., None]
             put(sel, (offs[3] + tt * nq + bi)[:, None], d)
+            if need_t:
+                zput(sel, (offs[3] + tt * nq + bi)[:, None], (dX[need_t] @ Rcw[2])[..., None])
         r0 = n_rep
         if nq:
             rr = r0 + (np.arange(T - 1)[:, None] * nq + np.arange(nq)).ravel()
@@ -440,6 +465,14 @@ def bundle_adjust(
             rows.append(np.repeat(r0 + np.arange(n_lp), 6))
             cols.append(np.tile(np.arange(6), n_lp))
             vals.append(d_lp.ravel())
+        Jz = (
+            coo_matrix(
+                (np.concatenate(zvals), (np.concatenate(zrows), np.concatenate(zcols))),
+                shape=(len(need_t) * nn, len(x0)),
+            ).tocsr()
+            if zvals
+            else None
+        )
         for i, m in enumerate(lp_links):
             nm = np.linalg.norm(s.P[m])
             if nm > lmin[m]:
@@ -447,6 +480,13 @@ def bundle_adjust(
                 rows.append(np.full(3, r0 + i))
                 cols.append(offs[1] + 3 * bi + np.arange(3))
                 vals.append(length_prior * s.P[m] / (nm * lmin[m]))
+                if Jz is not None:  # through the depth that sets the bound: d(nm / lmin) / dz = -nm / (lmin z)
+                    _, z, t_med = lm_at[m]
+                    k = need_t.index(t_med) * nn
+                    dzbar = (0.5 * (Jz[k + pos_of[m]] + Jz[k + pos_of[m - 1]])).tocoo()
+                    rows.append(np.full(dzbar.nnz, r0 + i))
+                    cols.append(dzbar.col)
+                    vals.append(-length_prior * nm / (lmin[m] * z) * dzbar.data)
         r0 += n_lp
         for i, (a, b) in enumerate(ax_pairs):
             _, ga, gb = _cos_sin(s.ax[a], s.ax[b])
