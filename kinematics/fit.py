@@ -351,10 +351,10 @@ def fit_chain(
     with the shipped weights (panda 0.32 -> 0.02, kinova 0.91 -> 0.53) and from 0.69 to
     0.34 with the weights before them. So it stays on. Since its bound follows the
     link's depth (``fit_core.bundle_adjust``), stronger weights pay: ``LENGTH_PRIOR`` and
-    ``PEEL_LENGTH_PRIOR`` (10 and 3, were 0.2 and 0.2) took the oracle mean 3D error from
-    17.3 to 12.7% (seed 0) and 18.4 to 14.1% (seed 1), twin PCK 0.984 -> 0.982 and
-    0.958 -> 0.954; the real path of 4 videos kept its twin PCK (0.821 -> 0.820), 3D error
-    26.3 -> 25.3%.
+    ``PEEL_LENGTH_PRIOR`` (3 and 3, were 0.2 and 0.2) took the oracle mean 3D error from
+    17.3 to 14.5% (seed 0) and 18.4 to 13.4% (seed 1), twin PCK 0.984 -> 0.982 and
+    0.958 -> 0.957; the real path of 4 videos kept its twin PCK (0.821 -> 0.817), 3D error
+    26.3 -> 25.1% (variants: docs/history.md).
     The axis prior (0.05, 0.1) did not change the oracle 3D mean (seed 1: 0.179, 0.170).
     axis_prior: weight of the prior that consecutive joint axes are parallel or
     perpendicular, on the same scale (off by default: it did not help on the benchmark).
