@@ -417,9 +417,19 @@ def fit_chain(
                 best = (score, st)
     st = best[1]
     if branches:
+
+        def scorer(rows_uv: np.ndarray, lam_rows: float):
+            """The fit's score on these rows: (final adjustment's cost after n_iter, elevation factor)."""
+
+            def score(s: ChainState, n_iter: int) -> tuple[float, float]:
+                c = final_adjust(s, Kmat, rows_uv, lam_rows, sigma, length_prior, axis_prior, n_iter)
+                return c, _elevation_factor(s, elevation_prior, elevation_range_deg)
+
+            return score
+
         with _limit_threads():
-            st = _search_branches(st, Kmat, uv, idx, lam, sigma, step, elevation_prior, elevation_range_deg,
-                                  length_prior, axis_prior, max_iter, log)  # fmt: skip
+            rows_score = scorer(uv[idx], lam / np.sqrt(step))
+            st = _search_branches(st, uv, idx, rows_score, scorer(uv, lam), max(max_iter // 2, 1), log)
     if flip_repair and np.any(np.bincount(st.jn)[:-1] == 2):
         with _limit_threads():
             n_flip = repair_flips(st, Kmat, uv, lam)
@@ -430,41 +440,19 @@ def fit_chain(
     return _result(upright(st), Kmat, uv, chain, scale)
 
 
-def _search_branches(
-    st: ChainState,
-    Kmat,
-    uv,
-    idx,
-    lam,
-    sigma,
-    step,
-    elevation_prior,
-    elevation_range_deg,
-    length_prior,
-    axis_prior,
-    max_iter,
-    log,
-) -> ChainState:
-    """``fit_branch.branch_search`` on the initialisation's frames ``idx`` (fast); a state it
-    changes is interpolated back to every frame, adjusted there, and kept if it scores lower."""
-
-    def scorer(rows_uv: np.ndarray, lam_rows: float):
-        def score(s: ChainState, n_iter: int) -> tuple[float, float]:
-            c = final_adjust(s, Kmat, rows_uv, lam_rows, sigma, length_prior, axis_prior, n_iter)
-            return c, _elevation_factor(s, elevation_prior, elevation_range_deg)
-
-        return score
-
+def _search_branches(st: ChainState, uv, idx, score_rows, score_all, n_iter: int, log) -> ChainState:
+    """``fit_branch.branch_search`` on the initialisation's frames ``idx`` (fast; scored by
+    ``score_rows``); a state it changes is interpolated back to every frame, adjusted there
+    for ``n_iter`` iterations and kept if it scores lower (``score_all``)."""
     sub = st.copy()
     sub.q = st.q[idx]
-    found = branch_search(sub, scorer(uv[idx], lam / np.sqrt(step)), uv.shape[1], BRANCH_ITER, log=log)
+    found = branch_search(sub, score_rows, uv.shape[1], BRANCH_ITER, log=log)
     if found is sub:
         return st
-    full = scorer(uv, lam)
     cand = found.copy()
     cand.q = interp_angles(np.arange(len(uv)), idx, found.q)
-    c_new, f_new = full(cand, max(max_iter // 2, 1))
-    c_old, f_old = full(st, 0)
+    c_new, f_new = score_all(cand, n_iter)
+    c_old, f_old = score_all(st, 0)
     if log is not None:
         log.append(f"branch: on all frames {c_new:.1f} x {f_new:.2f} against {c_old:.1f} x {f_old:.2f}")
     return cand if c_new * f_new < c_old * f_old else st
