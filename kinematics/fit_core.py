@@ -263,15 +263,12 @@ def bundle_adjust(
     n_lp = len(lp_links)
     pos_of = {m: nodes.index(m) for m in nodes}
 
-    def lmin_of(cam: np.ndarray, X: np.ndarray) -> dict:
-        """Shortest length of each prior link explaining its image length at its depth now:
-        the bound follows the camera (a camera moved nearer tightens it)."""
+    def lmin_at(cam: np.ndarray, X: np.ndarray) -> dict:
+        """Per prior link: (bound, its depth z, the frame whose depth it is: the lower median).
+        The bound, the shortest length explaining the link's image length at its depth now,
+        follows the camera: a camera moved nearer tightens it."""
         if not lp_links:
             return {}
-        return {m: v[0] for m, v in lmin_at(cam, X).items()}
-
-    def lmin_at(cam: np.ndarray, X: np.ndarray) -> dict:
-        """Per prior link: (bound, its depth z, the frame whose depth it is: the lower median)."""
         zc = X @ rotvec_matrix(cam[:3])[2] + cam[5]  # (T, n) depth of the nodes
         out = {}
         for m in lp_links:
@@ -282,8 +279,9 @@ def bundle_adjust(
             out[m] = (max(seg90[m] * z / Kmat[0, 0], 1e-6), z, t_med)
         return out
 
-    def lp_res(P: np.ndarray, lmin: dict) -> list:
-        return [length_prior * max(0.0, np.linalg.norm(P[m]) / lmin[m] - 1) for m in lp_links]
+    def lp_res(P: np.ndarray, lm: dict) -> list:
+        """The prior's residuals for the bounds ``lm`` of ``lmin_at``."""
+        return [length_prior * max(0.0, np.linalg.norm(P[m]) / lm[m][0] - 1) for m in lp_links]
 
     fa = set(free_ax)
     ax_pairs = (
@@ -330,7 +328,7 @@ def bundle_adjust(
         if n_len:
             parts.append([100.0 * (np.linalg.norm(s.P[1 : upto + 1], axis=1).sum() - length_total)])
         if n_lp:
-            parts.append(lp_res(s.P, lmin_of(s.cam, X)))
+            parts.append(lp_res(s.P, lmin_at(s.cam, X)))
         if ax_pairs:
             parts.append([axis_prior * _cos_sin(s.ax[a], s.ax[b])[0] for a, b in ax_pairs])
         return np.concatenate(parts)
@@ -373,7 +371,6 @@ def bundle_adjust(
 
         all_sel = np.arange(nn)
         lm_at = lmin_at(s.cam, X)
-        lmin = {m: v[0] for m, v in lm_at.items()}
         need_t = sorted({v[2] for v in lm_at.values()})  # frames whose node depths set a bound
         zrows, zcols, zvals = [], [], []
 
@@ -389,7 +386,7 @@ def bundle_adjust(
         if free_cam:
             r0_ = node_res(s.cam, X)
             d = np.empty((T, nn, nr, 6))
-            lp0 = np.array(lp_res(s.P, lmin))
+            lp0 = np.array(lp_res(s.P, lm_at))
             d_lp = np.empty((n_lp, 6))
             for i in range(6):
                 c2 = s.cam.copy()
@@ -397,7 +394,7 @@ def bundle_adjust(
                 c2[i] += h
                 d[..., i] = (node_res(c2, X) - r0_) / h
                 if n_lp:
-                    d_lp[:, i] = (np.array(lp_res(s.P, lmin_of(c2, X))) - lp0) / h
+                    d_lp[:, i] = (np.array(lp_res(s.P, lmin_at(c2, X))) - lp0) / h
             put(all_sel, np.arange(6), d)
         for bi, m in enumerate(free_P):
             sel = np.flatnonzero(node_arr >= m)
@@ -475,18 +472,18 @@ def bundle_adjust(
         )
         for i, m in enumerate(lp_links):
             nm = np.linalg.norm(s.P[m])
-            if nm > lmin[m]:
+            lmin, z, t_med = lm_at[m]
+            if nm > lmin:
                 bi = free_P.index(m)
                 rows.append(np.full(3, r0 + i))
                 cols.append(offs[1] + 3 * bi + np.arange(3))
-                vals.append(length_prior * s.P[m] / (nm * lmin[m]))
+                vals.append(length_prior * s.P[m] / (nm * lmin))
                 if Jz is not None:  # through the depth that sets the bound: d(nm / lmin) / dz = -nm / (lmin z)
-                    _, z, t_med = lm_at[m]
                     k = need_t.index(t_med) * nn
                     dzbar = (0.5 * (Jz[k + pos_of[m]] + Jz[k + pos_of[m - 1]])).tocoo()
                     rows.append(np.full(dzbar.nnz, r0 + i))
                     cols.append(dzbar.col)
-                    vals.append(-length_prior * nm / (lmin[m] * z) * dzbar.data)
+                    vals.append(-length_prior * nm / (lmin * z) * dzbar.data)
         r0 += n_lp
         for i, (a, b) in enumerate(ax_pairs):
             _, ga, gb = _cos_sin(s.ax[a], s.ax[b])
