@@ -13,6 +13,7 @@
   arc length (cumulative distance from the base / chain length, at the first valid
   frame) and matched one-to-one by the Hungarian method on that position; unmatched
   points do not count (``joint_count_ok`` reports the count mismatch separately).
+- ``error_3d_camera``: the same with both chains in their own camera's frame in every frame.
 - ``joint_count_ok``: distinct node positions of the twin (joints whose origins coincide
   count once) equal the number of true keypoints.
 """
@@ -166,6 +167,32 @@ def error_3d(pred_world: np.ndarray, true_world: np.ndarray, chain_length_m: flo
     s, R, t = umeyama(P[ok], Q[ok])
     err = np.linalg.norm(P[ok] @ (s * R).T + t - Q[ok], axis=1)
     return float(err.mean() / chain_length_m)
+
+
+def in_camera_frames(world: np.ndarray, world_T_camera: np.ndarray) -> np.ndarray:
+    """Points ``world`` (T, N, 3) in the camera frame of each frame: ``world_T_camera`` is
+    one (4, 4) pose for a static camera or (T, 4, 4), one per frame."""
+    world = np.asarray(world, float)
+    cT = np.linalg.inv(np.broadcast_to(np.asarray(world_T_camera, float), (world.shape[0], 4, 4)))
+    return np.einsum("tij,tnj->tni", cT[:, :3, :3], world) + cT[:, None, :3, 3]
+
+
+def error_3d_camera(
+    pred_world: np.ndarray,
+    pred_world_T_camera: np.ndarray,
+    true_world: np.ndarray,
+    true_world_T_camera: np.ndarray,
+    chain_length_m: float,
+) -> float:
+    """``error_3d`` with both chains seen from their own camera in every frame (the twin from
+    its fitted camera, the truth from the true one): the shape error as the video shows it.
+    For a static camera it equals ``error_3d``; for a moving one it leaves out the camera's
+    motion, which a fit with a static camera can only put into the joint angles."""
+    return error_3d(
+        in_camera_frames(pred_world, pred_world_T_camera),
+        in_camera_frames(true_world, true_world_T_camera),
+        chain_length_m,
+    )
 
 
 def distinct_count(points: np.ndarray, tol_m: float = COINCIDE_M) -> int:

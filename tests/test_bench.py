@@ -110,6 +110,34 @@ def test_oracle_only_skips_the_detector_and_repeats_the_oracle_numbers(quick, tm
         assert a["oracle"]["twin_pck"] == pytest.approx(b["oracle"]["twin_pck"], abs=1e-9)
 
 
+def test_truth_check_diagnoses_every_oracle_twin(quick, tmp_path):
+    import shutil
+
+    from twin.bench_truth import CAUSES
+
+    _, out, report = quick
+    shutil.copytree(Path(out) / "videos", tmp_path / "videos")
+    rc = main(["-o", str(tmp_path), "--quick", "--oracle-only", "--truth-check"])
+    checked = json.loads((tmp_path / "bench.json").read_text())
+    assert rc == 0 and checked["settings"]["truth_check"] is True
+    for row, plain in zip(checked["cases"], report["cases"], strict=True):
+        t = row["oracle"]["truth"]
+        assert "error" not in t, t
+        assert t["cause"] in CAUSES
+        # the quick videos' cameras stand still: seen from them, the error is the world's
+        assert t["err3d_camera"] == pytest.approx(row["oracle"]["err3d"], rel=1e-6)
+        assert row["oracle"]["err3d"] == pytest.approx(plain["oracle"]["err3d"], abs=1e-9)
+        twin, true = t["joints_per_node"]["twin"], t["joints_per_node"]["true"]
+        assert len(twin) == row["oracle"]["nodes"] and sum(true) >= len(true) - 1
+        if t["track_px"] is not None:
+            assert len(t["track_px"]) == row["oracle"]["nodes"] and all(v >= 0 for v in t["track_px"])
+        if "verdict" in t:  # same node count: the fit's objective compared at the truth's minimum
+            assert t["cost_fit"] > 0 and t["cost_refined"] > 0 and 0 <= t["err3d_refined"] < 1
+            assert t["err3d_fit"] == pytest.approx(row["oracle"]["err3d"], abs=0.02)
+    md = (tmp_path / "bench.md").read_text()
+    assert "## Truth check (oracle path)" in md and f"Causes over {len(checked['cases'])} videos" in md
+
+
 def test_make_cases_is_reproducible_and_varied():
     from twin.bench_cases import HELD_OUT, make_cases
 

@@ -7,7 +7,15 @@ import pytest
 
 from kinematics.camera import project
 from kinematics.fit import FitResult
-from kinematics.metrics import correspondence, error_3d, joint_count_ok, keypoint_pck, twin_pck, umeyama
+from kinematics.metrics import (
+    correspondence,
+    error_3d,
+    error_3d_camera,
+    joint_count_ok,
+    keypoint_pck,
+    twin_pck,
+    umeyama,
+)
 from kinematics.synthetic_chain import four_joint_model, make_sequence, panda_like_model
 
 
@@ -91,6 +99,33 @@ def test_error_3d_with_a_different_node_count_matches_by_chain_position():
     pi, ti = correspondence(pred, true)
     assert len(pi) == 4 and 2 not in ti.tolist()
     assert error_3d(pred, true, 3.0) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_error_3d_camera_leaves_out_a_moving_camera_that_a_static_one_puts_into_the_chain():
+    """A camera orbiting the robot, and a twin that saw the same images from a static camera
+    (the orbit absorbed by the chain turning the other way): wrong in the world, right as filmed."""
+    rng = np.random.default_rng(4)
+    true = np.cumsum(rng.normal(size=(30, 5, 3)), axis=1)
+    orbit = np.linspace(-0.5, 0.5, 30)  # rad about world z
+    world_T_camera = np.tile(np.eye(4), (30, 1, 1))
+    world_T_camera[:, :3, 3] = [0.0, -6.0, 1.0]
+    turn = np.stack([rotation_z(a) for a in orbit])
+    world_T_camera = turn @ world_T_camera  # the camera orbits
+    static = world_T_camera[0]
+    pred = np.einsum("tij,tnj->tni", turn[0][:3, :3] @ np.transpose(turn[:, :3, :3], (0, 2, 1)), true)
+    assert error_3d(pred, true, 4.0) > 0.05
+    assert error_3d_camera(pred, static, true, world_T_camera, 4.0) == pytest.approx(0.0, abs=1e-9)
+    assert error_3d_camera(true, world_T_camera[0], true, world_T_camera[0], 4.0) == pytest.approx(0.0, abs=1e-9)
+    moved = true.copy()
+    moved[:, 2] += [0.5, 0, 0]  # a wrong node stays wrong in the camera frame
+    assert error_3d_camera(moved, static, true, static, 4.0) == pytest.approx(error_3d(moved, true, 4.0), rel=1e-6)
+
+
+def rotation_z(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    T = np.eye(4)
+    T[:2, :2] = [[c, -s], [s, c]]
+    return T
 
 
 def test_joint_count_counts_coinciding_origins_once():

@@ -11,6 +11,7 @@ and OUT/worst_case.png; rendered videos are cached in OUT/videos/ for reruns.
 
     python -m twin.bench -o bench_out --videos 6 --frames 150
     python -m twin.bench -o bench_out --quick        # CI: 3 short videos, fails below floors
+    python -m twin.bench -o bench_oracle --oracle-only --videos 12 --frames 90 --truth-check
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracle-only",
         action="store_true",
         help="skip the detector (real path, speeds, mAP): the kinematics alone on oracle detections, fast enough for many videos",
+    )
+    ap.add_argument(
+        "--truth-check",
+        action="store_true",
+        help="check each oracle twin against its robot's URDF: track errors, camera-frame 3D error, joints "
+        "per node, and whether the fit sits in a wrong basin or a tie (twin.bench_truth; one more adjustment per video)",
     )
     for name, help_ in (
         ("min-oracle-kp-pck", "mean keypoint PCK, oracle path"),
@@ -182,6 +189,13 @@ def _run_case(case, out: Path, detector, args) -> tuple[dict, dict]:
     runs = {"oracle": run_pipeline(dets, image_size(gt), K, args.fov)}
     row = {"case": case.to_dict() | {"label": case.label, "video": str(video)}}
     row["oracle"] = score(runs["oracle"], arrays)
+    if args.truth_check and runs["oracle"].fit is not None:
+        from twin.bench_truth import diagnose
+
+        try:
+            row["oracle"]["truth"] = diagnose(runs["oracle"], gt, arrays)
+        except Exception as exc:  # report, don't lose the rest of the benchmark
+            row["oracle"]["truth"] = {"error": f"{type(exc).__name__}: {exc}"}
     if detector is None:
         row["real"] = "not run"
     else:
@@ -274,6 +288,7 @@ def bench(args: argparse.Namespace) -> int:
             "conf": args.conf,
             "map_images": args.map_images,
             "held_out": list(HELD_OUT),
+            "truth_check": args.truth_check,
         },
         "real_path": {"ran": detector is not None, "weights": str(weights), "note": note},
         "cases": rows,

@@ -89,6 +89,9 @@ def markdown(report: dict) -> str:
     if fails:
         lines += ["", "Failed runs (scored 0 PCK, no 3D error):", ""]
         lines += [f"- {name} ({p}): {err}" for name, p, err in fails]
+    from twin.bench_truth import markdown_section
+
+    lines += markdown_section(rows)
     sp = report["speed"]
     lines += [
         "",

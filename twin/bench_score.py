@@ -73,6 +73,15 @@ def _tracked_per_frame(tracks, n_frames: int) -> list[np.ndarray]:
     return out
 
 
+def twin_world(fit, n_frames: int) -> np.ndarray:
+    """The twin's node positions (n_frames, N, 3) per video frame, NaN where the fit has no row."""
+    pred = np.full((n_frames, fit.model.n_nodes, 3), np.nan)
+    for i, f in enumerate(fit.frame):
+        if 0 <= int(f) < n_frames:
+            pred[int(f)] = fit.node_positions(i)
+    return pred
+
+
 def twin_per_frame(fit, gt: dict, tau: float = TAU) -> tuple[np.ndarray, np.ndarray]:
     """(pck (T,), error_px (T,)) of the projected twin against the visible true keypoints.
 
@@ -135,10 +144,7 @@ def score(run: PathRun, gt: dict, tau: float = TAU) -> dict:
         return out
     fit = run.fit
     out["twin_pck"] = float(twin_pck(fit, gt["uv"], gt["visible"], gt["diag_px"], tau=tau))
-    pred = np.full((T, fit.model.n_nodes, 3), np.nan)
-    for i, f in enumerate(fit.frame):
-        if 0 <= int(f) < T:
-            pred[int(f)] = fit.node_positions(i)
+    pred = twin_world(fit, T)
     out["err3d"] = float(error_3d(pred, gt["world"], gt["chain_length_m"]))
     out["count_ok"] = bool(joint_count_ok(fit, gt["n_keypoints"]))
     out["nodes"] = int(fit.model.n_nodes)
