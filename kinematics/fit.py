@@ -28,6 +28,10 @@ Initialisation runs on at most ``max_peel_frames`` evenly spaced frames; the ang
 then interpolated to all frames and everything is refined together on all frames. Then
 the depth branch of each sub-chain is searched (``kinematics.fit_branch``: the sub-chain
 from node k on mirrored in depth about node k, adjusted, kept where it scores lower).
+Given the joint boxes' sizes (``box_size_px``; ``twin.pipeline`` passes them), that search
+also scores each candidate by how well its node depths follow the boxes (a joint's box
+grows as it comes nearer: ``kinematics.fit_depth_cue``), which picks between depth
+reflections that the pixels alone leave tied.
 ``solve_frame`` is the live-mode per-frame solver (a few Gauss-Newton steps, ~1 ms).
 """
 
@@ -42,6 +46,7 @@ import numpy as np
 from kinematics.camera import intrinsics_from_fov, project
 from kinematics.fit_branch import branch_search, is_hanging, upright
 from kinematics.fit_core import ChainState, bundle_adjust, cam_to_world_T_camera, fk_nodes, interp_angles
+from kinematics.fit_depth_cue import size_factor
 from kinematics.fit_flip import repair_flips
 from kinematics.fit_frame import model_nodes_and_jac, solve_frame
 from kinematics.fit_init import initial_camera, noise_px, peel
@@ -198,6 +203,8 @@ def _scale_factor(st: ChainState, scale: ScaleSpec) -> float:
     return (scale.chain_length_m or DEFAULT_CHAIN_LENGTH_M) / lengths.sum()
 
 
+SIZE_PRIOR = 2.0  # box-size factor of a branch whose depths run fully against the joint boxes: 1 + this
+SIZE_COST_RISE = 0.15  # with boxes, a reflection may cost this share more and still win on them
 BRANCH_ITER = 25  # adjustment iterations per reflected candidate (on the initialisation's frames)
 GAP_ROWS = 5  # runs of at most this many rows with < 2 seen nodes between solved rows keep their angles
 RADIUS_OF_SEGMENT = 0.2  # link radius at most this share of the median segment length
@@ -317,6 +324,8 @@ def fit_chain(
     axis_prior: float = 0.0,
     flip_repair: bool = False,
     branches: bool = True,
+    box_size_px: np.ndarray | None = None,
+    size_prior: float = SIZE_PRIOR,
     max_iter: int = 60,
     log: list | None = None,
 ) -> FitResult:
@@ -369,9 +378,16 @@ def fit_chain(
     With the camera's elevation judged from the robot standing upright (``fit_branch.upright``;
     a robot hanging from its base under a camera above it is the same images as the robot
     standing, filmed from below the floor): 17.3% and 18.4%, real path unchanged.
+    box_size_px: (T, N) side of the joint box matched to each node in each row (NaN where
+    none; ``twin.pipeline.joint_box_sizes``): a depth cue (``kinematics.fit_depth_cue``). With
+    it the branch search scores each candidate also by how well its node depths follow the
+    boxes (factor 1 .. 1 + ``size_prior``) and may accept a reflection whose cost is up to
+    ``SIZE_COST_RISE`` higher when the boxes speak for it.
     log: a list that receives one line per decision (for debugging).
     """
     uv = _check(chain)
+    if box_size_px is not None and np.shape(box_size_px) != uv.shape[:2]:
+        raise FitError(f"box_size_px has shape {np.shape(box_size_px)}, the tracks {uv.shape[:2]} (rows x nodes)")
     scale = scale or ScaleSpec()
     if scale.link_length_m is not None and not 0 <= scale.link_length_m[0] < uv.shape[1] - 1:
         raise FitError(
@@ -418,18 +434,24 @@ def fit_chain(
     st = best[1]
     if branches:
 
-        def scorer(rows_uv: np.ndarray, lam_rows: float):
-            """The fit's score on these rows: (final adjustment's cost after n_iter, elevation factor)."""
+        def scorer(rows_uv: np.ndarray, lam_rows: float, rows_size: np.ndarray | None):
+            """The fit's score on these rows: (final adjustment's cost after n_iter, elevation
+            factor x box-size factor)."""
 
             def score(s: ChainState, n_iter: int) -> tuple[float, float]:
                 c = final_adjust(s, Kmat, rows_uv, lam_rows, sigma, length_prior, axis_prior, n_iter)
-                return c, _elevation_factor(s, elevation_prior, elevation_range_deg)
+                f = _elevation_factor(s, elevation_prior, elevation_range_deg)
+                return c, f * size_factor(s, rows_size, size_prior)
 
             return score
 
+        sizes = None if box_size_px is None else np.asarray(box_size_px, float)
+        rise = SIZE_COST_RISE if sizes is not None and size_prior > 0 else 0.0
         with _limit_threads():
-            rows_score = scorer(uv[idx], lam / np.sqrt(step))
-            st = _search_branches(st, uv, idx, rows_score, scorer(uv, lam), max(max_iter // 2, 1), log)
+            rows_score = scorer(uv[idx], lam / np.sqrt(step), None if sizes is None else sizes[idx])
+            st = _search_branches(
+                st, uv, idx, rows_score, scorer(uv, lam, sizes), max(max_iter // 2, 1), log, max_cost_rise=rise
+            )
     if flip_repair and np.any(np.bincount(st.jn)[:-1] == 2):
         with _limit_threads():
             n_flip = repair_flips(st, Kmat, uv, lam)
@@ -440,13 +462,15 @@ def fit_chain(
     return _result(upright(st), Kmat, uv, chain, scale)
 
 
-def _search_branches(st: ChainState, uv, idx, score_rows, score_all, n_iter: int, log) -> ChainState:
+def _search_branches(
+    st: ChainState, uv, idx, score_rows, score_all, n_iter: int, log, max_cost_rise: float = 0.0
+) -> ChainState:
     """``fit_branch.branch_search`` on the initialisation's frames ``idx`` (fast; scored by
     ``score_rows``); a state it changes is interpolated back to every frame, adjusted there
     for ``n_iter`` iterations and kept if it scores lower (``score_all``)."""
     sub = st.copy()
     sub.q = st.q[idx]
-    found = branch_search(sub, score_rows, uv.shape[1], BRANCH_ITER, log=log)
+    found = branch_search(sub, score_rows, uv.shape[1], BRANCH_ITER, max_cost_rise=max_cost_rise, log=log)
     if found is sub:
         return st
     cand = found.copy()

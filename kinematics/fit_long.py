@@ -53,6 +53,8 @@ def fit_video(chain: Chain, max_fit_frames: int = MAX_FIT_FRAMES, **fit_options)
         "smooth_frames": max(1, round(fit_options.get("smooth_frames", default["smooth_frames"]) / stride)),
     }
     opts = fit_options | opts
+    if fit_options.get("box_size_px") is not None:
+        opts["box_size_px"] = np.asarray(fit_options["box_size_px"], float)[keys]
     key_fit = fit_chain(Chain(chain.tracks.rows(keys), chain.graph), **opts)
     model, K, wTc = key_fit.model, key_fit.K, key_fit.world_T_camera
     ok = np.isfinite(key_fit.q).all(axis=1)

@@ -87,6 +87,8 @@ def link_boxes_for(observed: Observed) -> list[np.ndarray]:
 # fill_sparse_rows); measured on the oracle benchmark, 12 videos: twin PCK 0.917 -> 0.939 and
 # rows solved 0.96 -> 0.99 (seed 0), 0.912 -> 0.913 (seed 1); real path, 4 videos: 0.550 -> 0.565
 FILL_SPARSE_ROWS = True
+# joint box sizes tell the fit which way links point in depth (kinematics.fit_depth_cue)
+BOX_SIZE_CUE = True
 
 
 FILL_LOOSE_PX = 12.0  # first pass of the re-solving: rows kept for the refit if they fit this well
@@ -125,7 +127,8 @@ def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
     from twin.follow import follow
 
     chain = build_chain(observed.tracks, link_boxes_for(observed))
-    fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale)
+    sizes = joint_box_sizes(observed, chain.tracks) if BOX_SIZE_CUE else None
+    fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale, box_size_px=sizes)
     if FILL_SPARSE_ROWS:
         chain, fit = _fill_and_refine(chain, fit, observed, scale)
     if observed.window is None:
@@ -136,25 +139,42 @@ def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
 SEEN_TOL_PX = 6.0  # a track point counts as seen if a joint box centre lies this close (or within half its side)
 
 
+def _matched_boxes(observed: Observed, tracks, nodes) -> tuple[np.ndarray, np.ndarray]:
+    """(seen, side_px), both (T, len(nodes)): whether a joint box lies under the node's track
+    point in that row (its centre within ``SEEN_TOL_PX`` or half its side), and the side
+    (square root of the area) of the nearest such box, NaN where none."""
+    by_frame = {d.frame: d.of_class(JOINT) for d in observed.detections}
+    uv = tracks.uv[:, nodes]
+    seen = np.zeros(uv.shape[:2], bool)
+    side = np.full(uv.shape[:2], np.nan)
+    for r, f in enumerate(tracks.frame):
+        d = by_frame.get(int(f))
+        if d is None or not len(d):
+            continue
+        wh = d.xyxy[:, 2:] - d.xyxy[:, :2]
+        half = 0.5 * np.max(wh, axis=1)
+        with np.errstate(invalid="ignore"):
+            dist = np.linalg.norm(uv[r][:, None, :] - d.centers[None], axis=2)
+            near = dist <= np.maximum(half, SEEN_TOL_PX)[None]
+        seen[r] = np.any(near, axis=1)
+        best = np.argmin(np.where(near, dist, np.inf), axis=1)
+        side[r] = np.where(seen[r], np.sqrt(np.prod(wh[best], axis=1)), np.nan)
+    return seen, side
+
+
 def seen_in_frames(observed: Observed, tracks, nodes) -> np.ndarray:
     """(T, len(nodes)) bool: the node's track point has a joint detection under it in that row.
 
     The tracker fills short gaps by interpolation; the motion file reports keypoints only
     where the joint was actually seen (DESIGN: "null if not seen").
     """
-    by_frame = {d.frame: d.of_class(JOINT) for d in observed.detections}
-    uv = tracks.uv[:, nodes]
-    seen = np.zeros(uv.shape[:2], bool)
-    for r, f in enumerate(tracks.frame):
-        d = by_frame.get(int(f))
-        if d is None or not len(d):
-            continue
-        centres = d.centers
-        half = 0.5 * np.maximum(d.xyxy[:, 2] - d.xyxy[:, 0], d.xyxy[:, 3] - d.xyxy[:, 1])
-        with np.errstate(invalid="ignore"):
-            dist = np.linalg.norm(uv[r][:, None, :] - centres[None], axis=2)
-            seen[r] = np.any(dist <= np.maximum(half, SEEN_TOL_PX)[None], axis=1)
-    return seen
+    return _matched_boxes(observed, tracks, nodes)[0]
+
+
+def joint_box_sizes(observed: Observed, tracks) -> np.ndarray:
+    """(T, N) side in pixels of the joint box under each node's track point, NaN where none:
+    the fit's depth cue (``kinematics.fit_depth_cue``)."""
+    return _matched_boxes(observed, tracks, list(range(tracks.uv.shape[1])))[1]
 
 
 def motion_of(fit, chain, urdf_name: str, video_info: dict, joint_names: list[str], observed: Observed | None = None):
