@@ -70,3 +70,14 @@ def test_joint_box_sizes_are_the_sides_of_the_boxes_under_the_tracks():
         sides = np.sqrt(np.prod(d.xyxy[:, 2:] - d.xyxy[:, :2], axis=1))
         nearest = np.argmin(np.linalg.norm(d.centers - chain.tracks.uv[r, k], axis=1))
         assert S[r, k] == pytest.approx(sides[nearest])
+
+
+def test_a_long_video_fits_its_keyframes_with_their_own_box_sizes():
+    """fit_video fits keyframes of a long video: the box sizes must follow them there."""
+    from kinematics.fit_long import fit_video
+
+    seq = make_sequence(ur5_like_model(), n_frames=240, seed=1)
+    chain = chain_from_truth(seq, 1.0, 0.05, 2)
+    sizes = np.random.default_rng(0).uniform(10, 20, chain.tracks.uv.shape[:2])
+    fit = fit_video(chain, max_fit_frames=80, K=seq.K, box_size_px=sizes)
+    assert fit.q.shape[0] == 240 and np.isfinite(fit.q).all(axis=1).mean() > 0.95
