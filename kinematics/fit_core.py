@@ -117,6 +117,11 @@ def project_cam(Kmat: np.ndarray, cam: np.ndarray, X: np.ndarray) -> np.ndarray:
     return (Xc[..., :2] / z) * Kmat[[0, 1], [0, 1]] + Kmat[:2, 2]
 
 
+def depth_cam(cam: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(...) depth along the optical axis of world points X (..., 3) for camera params ``cam``."""
+    return X @ rotvec_matrix(cam[:3])[2] + cam[5]
+
+
 def cam_to_world_T_camera(cam: np.ndarray) -> np.ndarray:
     R = rotvec_matrix(cam[:3])
     T = np.eye(4)
@@ -269,7 +274,7 @@ def bundle_adjust(
         follows the camera: a camera moved nearer tightens it."""
         if not lp_links:
             return {}
-        zc = X @ rotvec_matrix(cam[:3])[2] + cam[5]  # (T, n) depth of the nodes
+        zc = depth_cam(cam, X)  # (T, n) depth of the nodes
         out = {}
         for m in lp_links:
             rows = np.flatnonzero(seg_ok[m])
@@ -314,7 +319,7 @@ def bundle_adjust(
         r = np.where(seen[..., None], project_cam(Kmat, cam, X) - obs0, 0.0)
         if nr == 2:
             return r
-        z = X @ rotvec_matrix(cam[:3])[2] + cam[5]
+        z = depth_cam(cam, X)
         return np.concatenate([r, (depth_prior / zmin * np.maximum(0.0, zmin - z))[..., None]], axis=2)
 
     def fun(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinematics.fit_core import ChainState, fk_nodes, rotvec_matrix
+from kinematics.fit_core import ChainState, depth_cam, fk_nodes
 
 MIN_ROWS = 10  # rows with a measured box a node needs to count
 MIN_LOG_DEPTH_SD = 0.02  # nodes whose depth varies less (log units, ~2%) say nothing
@@ -30,8 +30,7 @@ MIN_LOG_DEPTH_SD = 0.02  # nodes whose depth varies less (log units, ~2%) say no
 
 def node_depths(st: ChainState) -> np.ndarray:
     """(T, N) depth of every node in the camera frame (the state's units)."""
-    X = fk_nodes(st.P, st.jn, st.ax, st.q)
-    return X @ rotvec_matrix(st.cam[:3])[2] + st.cam[5]
+    return depth_cam(st.cam, fk_nodes(st.P, st.jn, st.ax, st.q))
 
 
 def depth_agreement(st: ChainState, box_size_px: np.ndarray) -> float:

@@ -63,7 +63,7 @@ def diagnose(run, gt: dict, arrays: dict) -> dict:
     track_px = None
     if uv.shape[1] == true_uv.shape[1]:
         d = np.linalg.norm(uv - true_uv, axis=-1)
-        track_px = [float(v) for v in np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=0)]
+        track_px = [float(v) for v in np.nanmedian(d, axis=0)]  # d is NaN where a node went unseen
     out["track_px"] = track_px
     robot = gt["robots"][0]
     model = chain_model_from_urdf(robot["urdf"])
