@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from twin.bench import QUICK_FLOORS, main
@@ -177,3 +178,22 @@ def test_bad_arguments(tmp_path, capsys, argv, code, words):
     assert main(["-o", str(tmp_path / "o"), *argv]) == code
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err
+
+
+def test_track_errors_see_a_late_swap_that_the_median_hides():
+    from twin.bench_truth import TRACK_OFF_SHARE, _cause, track_errors
+
+    rng = np.random.default_rng(0)
+    T = 90
+    true_uv = np.stack(
+        [np.c_[np.linspace(100, 200, T), np.full(T, 100.0)], np.c_[np.linspace(120, 220, T), np.full(T, 100.0)]], axis=1
+    )
+    uv = true_uv + rng.normal(0, 1.0, true_uv.shape)
+    uv[60:] = uv[60:, ::-1]  # the two tracks swap identities for the last third
+    uv[:10, 1] = np.nan  # node 1 unseen at first
+    med, off = track_errors(uv, true_uv)
+    assert max(med) < 5.0  # the median alone sees nothing wrong
+    assert off[0] == pytest.approx(30 / 90) and off[1] == pytest.approx(30 / 80)
+    assert _cause(off, None) == "tracks"
+    clean_med, clean_off = track_errors(true_uv + rng.normal(0, 1.0, true_uv.shape), true_uv)
+    assert max(clean_off) <= TRACK_OFF_SHARE and _cause(clean_off, None) == "node count"
