@@ -234,3 +234,23 @@ def test_base_hidden_while_the_wrist_comes_back_stays_in_the_chain():
     tracks = JointTracks(uv, conf, tr.frame, tr.t, np.r_[ids, 90, 91, 92], tr.image_size)
     chain = build_chain(tracks, seq.link_boxes)
     assert _truth_of_columns(seq, chain.tracks.uv) == list(range(seq.n_nodes))
+
+
+def test_close_pair_with_equal_evidence_is_ordered_by_its_motion(monkeypatch):
+    # two joints a few px apart (panda's j3 / j4 in a rendered video): every link to them
+    # scores alike, and the order comes from the motion, which grows from the base on
+    import kinematics.chain as kc
+
+    W = np.zeros((4, 4))
+    for (i, j), w in {(0, 1): 0.18, (0, 2): 0.17, (1, 2): 0.44, (1, 3): 0.09, (2, 3): 0.091}.items():
+        W[i, j] = W[j, i] = w
+    motion = np.array([1.6, 17.0, 14.0, 98.0])  # node 2 moves less than node 1: it comes first
+    tree = nx.complete_graph(4)
+    tr = JointTracks(np.zeros((5, 4, 2)), np.ones((5, 4)), np.arange(5), np.arange(5) / 30.0, np.arange(4), (640, 480))
+    assert kc._main_path(tree, tr, W, motion=motion) == [0, 2, 1, 3]
+    monkeypatch.setattr(kc, "MOTION_TIE_COST", 0.0)
+    assert kc._main_path(tree, tr, W, motion=motion) == [0, 1, 2, 3]  # the evidence alone: the swap
+    # clear evidence still wins over a small motion drop
+    monkeypatch.setattr(kc, "MOTION_TIE_COST", 0.25)
+    W[0, 2] = W[2, 0] = 0.05
+    assert kc._main_path(tree, tr, W, motion=motion) == [0, 1, 2, 3]
