@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.bench_truth import markdown_section
+
 PATHS = ("real", "oracle")
 # Metrics averaged over cases: a failed case counts 0 in the PCKs and is left out of err3d.
 MEAN_KEYS = ("kp_pck", "kp_precision", "twin_pck", "err3d", "solved", "fit_s", "observe_s")
@@ -89,8 +91,6 @@ def markdown(report: dict) -> str:
     if fails:
         lines += ["", "Failed runs (scored 0 PCK, no 3D error):", ""]
         lines += [f"- {name} ({p}): {err}" for name, p, err in fails]
-    from twin.bench_truth import markdown_section
-
     lines += markdown_section(rows)
     sp = report["speed"]
     lines += [

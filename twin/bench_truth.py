@@ -51,7 +51,7 @@ def track_errors(uv: np.ndarray, true_uv: np.ndarray) -> tuple[list[float], list
     distance (px) and the share of its seen rows more than ``TRACK_OFF_PX`` off (NaN for a
     node never seen)."""
     d = np.linalg.norm(np.asarray(uv, float) - true_uv, axis=-1)  # NaN where a node went unseen
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         med = np.nanmedian(d, axis=0)
         off = np.nanmean(np.where(np.isnan(d), np.nan, d > TRACK_OFF_PX), axis=0)
