@@ -122,6 +122,26 @@ def test_readme_demo_command_as_written():
 
     motion = read_motion(out / "robot.motion.json")
     assert len(list(open_video(out / "mirror.mp4"))) == motion.n_frames
+    # the summary flags a keypoint count no cobot has (the demo's chain keeps duplicate joints)
+    from twin.build import COBOT_KEYPOINTS
+
+    n = int(re.search(r"joints found: (\d+) keypoints", proc.stdout).group(1))
+    assert (f"note: {n} keypoints where a cobot has" in proc.stdout) == (n > COBOT_KEYPOINTS[1]), proc.stdout
+
+
+def test_keypoints_note_only_outside_a_cobots_range():
+    from detection.robots import ROBOTS, resolved_urdf
+    from kinematics.urdf_read import chain_model_from_urdf
+    from twin.build import COBOT_KEYPOINTS, keypoints_note
+
+    lo, hi = COBOT_KEYPOINTS
+    counts = [chain_model_from_urdf(resolved_urdf(spec)).n_nodes for spec in ROBOTS.values()]
+    assert (min(counts), max(counts)) == (lo, hi)  # the range is the registered robots' own
+    assert all(keypoints_note(n) == "" for n in range(lo, hi + 1))
+    assert keypoints_note(hi + 3).startswith(f"note: {hi + 3} keypoints where a cobot has {lo}-{hi}")
+    assert "duplicate or false joint detections" in keypoints_note(hi + 1)
+    assert "hidden or missed" in keypoints_note(lo - 1)
+    assert keypoints_note(2).endswith("\n") and keypoints_note(10).endswith("\n")
 
 
 def test_readme_test_command_is_what_ci_runs():

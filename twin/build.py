@@ -224,9 +224,38 @@ def build(args: argparse.Namespace) -> int:
         f"joints found: {fit.model.n_nodes} keypoints ({fit.model.n_joints} revolute joints in the URDF)\n"
         f"frames used: {solved} of {observed.frames_read} read ({fps:.1f} frames/s detect+track, fit {timings['fit_s']:.1f} s)\n"
         f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, worst {res.max() if len(res) else float('nan'):.2f} px\n"
-        f"wrote {urdf}, {urdf.parent / 'meshes'}/, {motion}" + (f", {overlay}" if overlay else "")
+        + keypoints_note(fit.model.n_nodes)
+        + f"wrote {urdf}, {urdf.parent / 'meshes'}/, {motion}"
+        + (f", {overlay}" if overlay else "")
     )
     return 0
+
+
+# Keypoints of a cobot (distinct joint origins, docs/ground_truth.md): 4 (xArm6) to 7 (KUKA
+# iiwa, Unitree Z1) among the registered robots (detection.robots).
+COBOT_KEYPOINTS = (4, 7)
+
+
+def keypoints_note(n_keypoints: int) -> str:
+    """A summary line when the twin has more or fewer keypoints than a cobot has ('' otherwise).
+
+    More: the detector's duplicate and false joint boxes became keypoints (on robots it never
+    saw, its joint precision is about 0.45 and the chains keep 9-10 keypoints where the robot
+    has 5-7: README, "Measured numbers"). Fewer: joints hidden or missed in most frames.
+    """
+    lo, hi = COBOT_KEYPOINTS
+    if n_keypoints > hi:
+        return (
+            f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: some are likely duplicate or false joint "
+            "detections, which give the twin extra joints; fine-tuning the detector on a few labelled frames of "
+            "your robot reduces them (README, 'Training your own detector')\n"
+        )
+    if n_keypoints < lo:
+        return (
+            f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: joints hidden or missed in most frames are "
+            "left out; film the whole arm while it moves, or try --conf 0.02 or --imgsz 960\n"
+        )
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
