@@ -240,7 +240,7 @@ def keypoints_note(n_keypoints: int) -> str:
     """A summary line when the twin has more or fewer keypoints than a cobot has ('' otherwise).
 
     More: the detector's duplicate and false joint boxes became keypoints (on robots it never
-    saw, its joint precision is about 0.45 and the chains keep 9-10 keypoints where the robot
+    saw, its keypoint precision is about 0.42 and the chains keep 9-10 keypoints where the robot
     has 5-7: README, "Measured numbers"). Fewer: joints hidden or missed in most frames.
     """
     lo, hi = COBOT_KEYPOINTS
