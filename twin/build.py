@@ -247,8 +247,9 @@ def keypoints_note(n_keypoints: int) -> str:
     if n_keypoints > hi:
         return (
             f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: some are likely duplicate or false joint "
-            "detections, which give the twin extra joints; fine-tuning the detector on a few labelled frames of "
-            "your robot reduces them (README, 'Training your own detector')\n"
+            "detections, which give the twin extra joints (the shipped detector's known weakness, README 'Measured "
+            "numbers'); the detector can be fine-tuned on labelled frames of your robot (README 'Training your own "
+            "detector')\n"
         )
     if n_keypoints < lo:
         return (
