@@ -244,19 +244,17 @@ def keypoints_note(n_keypoints: int) -> str:
     has 5-7: README, "Measured numbers"). Fewer: joints hidden or missed in most frames.
     """
     lo, hi = COBOT_KEYPOINTS
+    if lo <= n_keypoints <= hi:
+        return ""
     if n_keypoints > hi:
-        return (
-            f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: some are likely duplicate or false joint "
-            "detections, which give the twin extra joints (the shipped detector's known weakness, README 'Measured "
-            "numbers'); the detector can be fine-tuned on labelled frames of your robot (README 'Training your own "
-            "detector')\n"
+        why = (
+            "some are likely duplicate or false joint detections, which give the twin extra joints (the shipped "
+            "detector's known weakness, README 'Measured numbers'); the detector can be fine-tuned on labelled "
+            "frames of your robot (README 'Training your own detector')"
         )
-    if n_keypoints < lo:
-        return (
-            f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: joints hidden or missed in most frames are "
-            "left out; film the whole arm while it moves, or try --conf 0.02 or --imgsz 960\n"
-        )
-    return ""
+    else:
+        why = "joints hidden or missed in most frames are left out; film the whole arm while it moves, or try --conf 0.02 or --imgsz 960"
+    return f"note: {n_keypoints} keypoints where a cobot has {lo}-{hi}: {why}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
