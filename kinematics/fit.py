@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -107,6 +107,7 @@ class FitResult:
     frame: (T,) video frame indices; t: (T,) seconds.
     residual_px: (T,) RMS reprojection error of the seen nodes per frame (NaN if none).
     node_of_joint: (J,) the model's node of each joint.
+    notes: what the fit decided that a user should hear (``twin.build`` prints them).
     """
 
     model: ChainModel
@@ -117,6 +118,7 @@ class FitResult:
     t: np.ndarray
     residual_px: np.ndarray
     node_of_joint: np.ndarray
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         J = self.model.n_joints
@@ -210,8 +212,21 @@ GAP_ROWS = 5  # runs of at most this many rows with < 2 seen nodes between solve
 RADIUS_OF_SEGMENT = 0.2  # link radius at most this share of the median segment length
 
 
-def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainModel, np.ndarray]:
-    """ChainModel with each joint's angle re-zeroed at the middle of its observed range."""
+@dataclass(frozen=True)
+class KnownJoints:
+    """A known robot's joints for ``_result``: their names and limits (radians); the angles
+    stay the robot's own (not re-zeroed), and a limit widens only where the motion passed it."""
+
+    names: list[str]
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def _to_model(
+    st: ChainState, q: np.ndarray, valid: np.ndarray, known: KnownJoints | None = None
+) -> tuple[ChainModel, np.ndarray]:
+    """ChainModel with each joint's angle re-zeroed at the middle of its observed range
+    (with ``known``: the robot's names, zero and limits)."""
     J = len(st.jn)
     origins = np.tile(np.eye(4), (J, 1, 1))
     first = np.searchsorted(st.jn, np.arange(st.jn.max() + 1))
@@ -219,17 +234,15 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
         origins[first[k], :3, 3] = st.P[k]
     qv = q[valid] if valid.any() else np.zeros((1, J))
     lo, hi = qv.min(axis=0), qv.max(axis=0)
+    margin = np.maximum(LIMIT_MARGIN_RAD, 0.1 * (hi - lo))
+    if known is not None:
+        lower = np.minimum(known.lower, lo - margin)
+        upper = np.maximum(known.upper, hi + margin)
+        return ChainModel(list(known.names), origins, st.ax, lower, upper, st.jn.copy(), link_radius=_radius(st, J)), q
     mid = 0.5 * (lo + hi)
     q = q - mid
     for j in range(J):
         origins[j] = origins[j] @ axis_angle_matrix(st.ax[j], mid[j])
-    margin = np.maximum(LIMIT_MARGIN_RAD, 0.1 * (hi - lo))
-    seg = np.linalg.norm(st.P[1:], axis=1)
-    total = float(seg.sum())
-    # thin where many short segments make up the chain: a motor (2.5 x radius long) stays
-    # within half of a typical segment instead of swallowing it
-    typical = float(np.median(seg[seg > 0.01 * total])) if total > 0 else 0.0
-    radius = np.full(J + 1, max(min(0.04 * total, RADIUS_OF_SEGMENT * typical), 1e-3))
     model = ChainModel(
         [f"joint_{j}" for j in range(J)],
         origins,
@@ -237,9 +250,19 @@ def _to_model(st: ChainState, q: np.ndarray, valid: np.ndarray) -> tuple[ChainMo
         lo - mid - margin,
         hi - mid + margin,
         st.jn.copy(),
-        link_radius=radius,
+        link_radius=_radius(st, J),
     )
     return model, q
+
+
+def _radius(st: ChainState, J: int) -> np.ndarray:
+    """(J + 1,) link radius of the twin's geometry."""
+    seg = np.linalg.norm(st.P[1:], axis=1)
+    total = float(seg.sum())
+    # thin where many short segments make up the chain: a motor (2.5 x radius long) stays
+    # within half of a typical segment instead of swallowing it
+    typical = float(np.median(seg[seg > 0.01 * total])) if total > 0 else 0.0
+    return np.full(J + 1, max(min(0.04 * total, RADIUS_OF_SEGMENT * typical), 1e-3))
 
 
 def _camera_elevation_deg(cam: np.ndarray) -> float:
@@ -495,8 +518,11 @@ def refine_fit(fit: FitResult, chain: Chain, scale: ScaleSpec | None = None, max
     return _result(st, fit.K, uv, chain, scale or ScaleSpec())
 
 
-def _result(st: ChainState, Kmat: np.ndarray, uv: np.ndarray, chain: Chain, scale: ScaleSpec) -> FitResult:
-    """The FitResult of a state in the fit's units (chain length 1), scaled by ``scale``."""
+def _result(
+    st: ChainState, Kmat: np.ndarray, uv: np.ndarray, chain: Chain, scale: ScaleSpec, known: KnownJoints | None = None
+) -> FitResult:
+    """The FitResult of a state in the fit's units (chain length 1), scaled by ``scale``
+    (``known``: a known robot's joints, see ``KnownJoints``)."""
     s = _scale_factor(st, scale)
     st.P *= s
     st.cam[3:] *= s
@@ -509,7 +535,7 @@ def _result(st: ChainState, Kmat: np.ndarray, uv: np.ndarray, chain: Chain, scal
     residual[n_seen == 0] = np.nan
     valid = n_seen >= 2
     valid |= short_gaps(valid, GAP_ROWS)
-    model, q = _to_model(st, st.q, valid)
+    model, q = _to_model(st, st.q, valid, known)
     q[~valid] = np.nan
     return FitResult(
         model, Kmat, cam_to_world_T_camera(st.cam), q, chain.tracks.frame, chain.tracks.t, residual, model.node_of_joint

@@ -56,6 +56,13 @@ def fit_video(chain: Chain, max_fit_frames: int = MAX_FIT_FRAMES, **fit_options)
     if fit_options.get("box_size_px") is not None:
         opts["box_size_px"] = np.asarray(fit_options["box_size_px"], float)[keys]
     key_fit = fit_chain(Chain(chain.tracks.rows(keys), chain.graph), **opts)
+    return solve_rows(key_fit, chain, keys)
+
+
+def solve_rows(key_fit: FitResult, chain: Chain, keys: np.ndarray) -> FitResult:
+    """Every row of ``chain`` solved alone (``solve_frame``) from ``key_fit``, a fit of the
+    rows ``keys``: its model and camera, its angles interpolated as the start."""
+    T = chain.tracks.n_frames
     model, K, wTc = key_fit.model, key_fit.K, key_fit.world_T_camera
     ok = np.isfinite(key_fit.q).all(axis=1)
     if not ok.any():

@@ -91,13 +91,21 @@ def truth_state(
         P[k] = cum[f - 1] @ model.origins[f][:3, 3]
     length = float(np.linalg.norm(P[1:], axis=1).sum())
     ax = np.array([cum[j] @ model.axes[j] for j in range(J)])
-    keep = [j for j in range(J) if nj[j] < N - 1] + [int(np.flatnonzero(nj == N - 1)[0])]
+    keep = kept_joints(nj)
     Wb = np.eye(4) if world_T_base is None else np.asarray(world_T_base, float)
     base = Wb[:3, :3] @ model.origins[0][:3, 3] + Wb[:3, 3]  # node 0 in the world
     cw = np.linalg.inv(np.asarray(world_T_camera, float))
     cam = np.r_[matrix_rotvec(cw[:3, :3] @ Wb[:3, :3]), (cw[:3, :3] @ base + cw[:3, 3]) / length]
     qk = np.asarray(q, float)[:, keep]
     return ChainState(P / length, nj[keep].copy(), ax[keep].copy(), qk.copy(), cam)
+
+
+def kept_joints(node_of_joint: np.ndarray) -> list[int]:
+    """The joints a fit state keeps: all but the last node's, of which only the first (a
+    roll whose angle no keypoint shows)."""
+    nj = np.asarray(node_of_joint, np.int64)
+    last = int(nj.max())
+    return [j for j in range(len(nj)) if nj[j] < last] + [int(np.flatnonzero(nj == last)[0])]
 
 
 def fit_state(fit) -> ChainState:

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the detector (real path, speeds, mAP): the kinematics alone on oracle detections, fast enough for many videos",
     )
     ap.add_argument(
+        "--known-robot",
+        action="store_true",
+        help="fit each video with its own robot's description, as twin.build --robot does (kinematics.fit_known)",
+    )
+    ap.add_argument(
         "--truth-check",
         action="store_true",
         help="check each oracle twin against its robot's URDF: track errors, camera-frame 3D error, joints "
@@ -178,7 +183,7 @@ def _run_case(case, out: Path, detector, args) -> tuple[dict, dict]:
     from kinematics.oracle import gt_arrays, image_size, load_gt, oracle_detections
     from twin.bench_cases import ensure_video
     from twin.bench_score import run_pipeline, score
-    from twin.pipeline import detect_stream
+    from twin.pipeline import detect_stream, known_robot
     from twin.video import open_video
 
     video, gt_path, _ = ensure_video(case, out)
@@ -186,7 +191,8 @@ def _run_case(case, out: Path, detector, args) -> tuple[dict, dict]:
     arrays = gt_arrays(gt)
     K = arrays["K"] if args.intrinsics == "true" else None
     dets = oracle_detections(gt, seed=case.seed, **ORACLE)
-    runs = {"oracle": run_pipeline(dets, image_size(gt), K, args.fov)}
+    robot = known_robot(case.robot) if args.known_robot else None
+    runs = {"oracle": run_pipeline(dets, image_size(gt), K, args.fov, robot=robot)}
     row = {"case": case.to_dict() | {"label": case.label, "video": str(video)}}
     row["oracle"] = score(runs["oracle"], arrays)
     if args.truth_check and runs["oracle"].fit is not None:
@@ -201,7 +207,9 @@ def _run_case(case, out: Path, detector, args) -> tuple[dict, dict]:
     else:
         reader = open_video(video, max_side=1280)
         info = reader.info
-        runs["real"] = run_pipeline(detect_stream(detector, reader), (info.width, info.height), K, args.fov, args.conf)
+        runs["real"] = run_pipeline(
+            detect_stream(detector, reader), (info.width, info.height), K, args.fov, args.conf, robot=robot
+        )
         row["real"] = score(runs["real"], arrays)
         row["real"]["detect_track_fps"] = runs["real"].frames / runs["real"].observe_s if runs["real"].frames else None
     return row, runs
@@ -289,6 +297,7 @@ def bench(args: argparse.Namespace) -> int:
             "map_images": args.map_images,
             "held_out": list(HELD_OUT),
             "truth_check": args.truth_check,
+            "known_robot": args.known_robot,
         },
         "real_path": {"ran": detector is not None, "weights": str(weights), "note": note},
         "cases": rows,

@@ -62,7 +62,12 @@ def markdown(report: dict) -> str:
         f"Weights: {report['real_path']['weights']} ({real_note}). Oracle detections: "
         f"{report['settings']['oracle']}. PCK threshold: {report['settings']['tau']} x the robot's "
         f"bounding-box diagonal; 3D error: mean joint error after one similarity transform per video, "
-        f"in % of the chain length. Intrinsics given to the fit: {report['settings']['intrinsics']}.",
+        f"in % of the chain length. Intrinsics given to the fit: {report['settings']['intrinsics']}."
+        + (
+            " Each video fitted with its own robot's description (--known-robot, as twin.build --robot)."
+            if report["settings"].get("known_robot")
+            else ""
+        ),
         "",
         "Each cell: **real path / oracle path**.",
         "",

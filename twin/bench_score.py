@@ -35,7 +35,12 @@ class PathRun:
 
 
 def run_pipeline(
-    dets: Iterable, image_size: tuple[int, int], K=None, fov_deg: float = 60.0, conf_threshold: float = 0.25
+    dets: Iterable,
+    image_size: tuple[int, int],
+    K=None,
+    fov_deg: float = 60.0,
+    conf_threshold: float = 0.25,
+    robot=None,
 ) -> PathRun:
     from twin.pipeline import fit_observed, observe
 
@@ -56,7 +61,7 @@ def run_pipeline(
         run.observe_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     try:
-        run.chain, run.fit = fit_observed(run.observed, K=K, fov_deg=fov_deg)
+        run.chain, run.fit = fit_observed(run.observed, K=K, fov_deg=fov_deg, robot=robot)
     except TwinError as exc:
         run.error = f"{type(exc).__name__}: {exc}"
     run.fit_s = time.perf_counter() - t1

@@ -23,6 +23,7 @@ from twin.errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from detection.detector import add_detector_arguments
+    from detection.robots import ROBOTS
 
     ap = argparse.ArgumentParser(
         prog="python -m twin.build",
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="known total length of the chain base..last joint, metres (default 1.0)",
+    )
+    ap.add_argument(
+        "--robot",
+        default=None,
+        metavar="NAME|URDF",
+        help=f"the robot in the video, if you know it: a registered name ({', '.join(ROBOTS)}) or a URDF file. "
+        "Its link lengths and joint axes are then used instead of estimated: the twin is in its metres and the "
+        "motion in its own joint angles",
     )
     ap.add_argument(
         "--overlay",
@@ -114,6 +123,10 @@ def check_args(args: argparse.Namespace) -> None:
     for option, value in (("--robot-height", args.robot_height), ("--chain-length", args.chain_length)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise InputError(f"{option} {value} must be a positive number of metres")
+    given = [o for o, v in (("--link-length", args.link_length), ("--robot-height", args.robot_height),
+                            ("--chain-length", args.chain_length)) if v is not None]  # fmt: skip
+    if args.robot and given:
+        raise InputError(f"--robot gives the scale (the robot's own metres); drop {given[0]}")
 
 
 def parse_scale(args):
@@ -159,7 +172,7 @@ def build(args: argparse.Namespace) -> int:
 
     from detection.detector import Detector
     from twin.atomic import prepare_output
-    from twin.pipeline import detect_stream, fit_observed, motion_path_for, observe, write_twin
+    from twin.pipeline import detect_stream, fit_observed, known_robot, motion_path_for, observe, write_twin
     from twin.video import open_video
 
     disable_library_telemetry()
@@ -169,6 +182,7 @@ def build(args: argparse.Namespace) -> int:
     check_args(args)
     K = parse_intrinsics(args.intrinsics)
     scale = parse_scale(args)
+    robot = known_robot(args.robot) if args.robot else None
     reader = open_video(args.video, max_side=args.max_side, start=args.start, stop=args.stop, stride=args.stride)
     info = reader.info
     detector = Detector(args.weights, imgsz=args.imgsz, conf=args.conf)
@@ -192,7 +206,7 @@ def build(args: argparse.Namespace) -> int:
     # twin.video has logged skipped corrupt frames and truncation, one warning line each
     in_file = reader.frames_read + reader.skipped_frames  # frames the reader went through
     t1 = time.perf_counter()
-    chain, fit = fit_observed(observed, K=K, fov_deg=args.fov, scale=scale)
+    chain, fit = fit_observed(observed, K=K, fov_deg=args.fov, scale=scale, robot=robot)
     timings["fit_s"] = time.perf_counter() - t1
     video_info = {
         "path": video_path_for_motion(args.video, out),
@@ -224,7 +238,8 @@ def build(args: argparse.Namespace) -> int:
         f"joints found: {fit.model.n_nodes} keypoints ({fit.model.n_joints} revolute joints in the URDF)\n"
         f"frames used: {solved} of {observed.frames_read} read ({fps:.1f} frames/s detect+track, fit {timings['fit_s']:.1f} s)\n"
         f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, worst {res.max() if len(res) else float('nan'):.2f} px\n"
-        + keypoints_note(fit.model.n_nodes)
+        + "".join(f"{n}\n" for n in fit.notes)
+        + (keypoints_note(fit.model.n_nodes) if robot is None else "")
         + f"wrote {urdf}, {urdf.parent / 'meshes'}/, {motion}"
         + (f", {overlay}" if overlay else "")
     )

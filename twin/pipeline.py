@@ -118,10 +118,48 @@ def _fill_and_refine(chain, fit, observed: Observed, scale):
     return fill_sparse_rows(refit, loose_chain, *args)
 
 
-def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
+def known_robot(name_or_path: str):
+    """The ``kinematics.fit_known.KnownRobot`` of a registered robot name or a URDF path (for
+    ``fit_observed(robot=)``; errors: ``RobotDescriptionError``, ``FitError``)."""
+    from detection.robots import resolved_urdf, spec_for
+    from kinematics.fit_known import KnownRobot
+    from kinematics.urdf_read import chain_model_from_urdf
+
+    spec = spec_for(name_or_path)
+    return KnownRobot.from_model(spec.name, chain_model_from_urdf(resolved_urdf(spec)))
+
+
+def _with_robot(chain, fit, robot):
+    """(chain, fit) of the known ``robot`` started from the free ``fit`` (``kinematics.fit_known``),
+    or the free ones, with a note, where the robot's fit explains the tracks clearly worse
+    (``prefer_known``: on the detector's tracks the robot's poses are found less reliably
+    than a free chain's, docs/history.md)."""
+    from kinematics.fit_known import fit_known, prefer_known
+
+    known_chain, known = fit_known(chain, fit, robot)
+    use, s_free, s_known = prefer_known(fit, known, chain.tracks.uv)
+    if use:
+        known.notes.append(
+            f"robot: {robot.name}'s link lengths and joint axes (its skeleton {s_known:.1f} px from the tracked "
+            f"joints on average, a free fit's {s_free:.1f} px)"
+        )
+        return known_chain, known
+    fit.notes.append(
+        f"robot: {robot.name}'s link lengths and joint axes explain the tracked joints worse than a free fit (its "
+        f"skeleton {s_known:.1f} px from them on average, the free fit's {s_free:.1f} px), so the free fit was "
+        "written; check the robot's name, or film the whole arm from one steady camera"
+    )
+    return chain, fit
+
+
+def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None, robot=None):
     """(chain, fit) from what was observed, rows the tracks barely saw re-solved from their
     detections (``FILL_SPARSE_ROWS``); for a long video (``observed.window`` set) the
-    chain and fit of its window, then every other frame solved alone (see twin.follow)."""
+    chain and fit of its window, then every other frame solved alone (see twin.follow).
+
+    robot: a ``kinematics.fit_known.KnownRobot``: the free fit is then the start of a fit
+    with that robot's lengths and axes (``_with_robot``); ``scale`` must be None (the
+    robot's metres)."""
     from kinematics.chain import build_chain
     from kinematics.fit_long import fit_video
     from twin.follow import follow
@@ -131,9 +169,13 @@ def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None):
     fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale, box_size_px=sizes)
     if FILL_SPARSE_ROWS:
         chain, fit = _fill_and_refine(chain, fit, observed, scale)
+    if robot is not None:
+        chain, fit = _with_robot(chain, fit, robot)
     if observed.window is None:
         return chain, fit
-    return follow(fit, chain, observed.window, observed)
+    chain, whole = follow(fit, chain, observed.window, observed)
+    whole.notes = fit.notes
+    return chain, whole
 
 
 SEEN_TOL_PX = 6.0  # a track point counts as seen if a joint box centre lies this close (or within half its side)
