@@ -173,3 +173,28 @@ def test_live_mirror_headless_on_the_example(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     assert "live:" in capsys.readouterr().out
     assert len(list(open_video(out))) == 100
+
+
+def test_build_with_a_known_robot_writes_a_twin_and_says_which_fit(built, capsys):
+    """``--robot ur10`` on the same rendered clip: a complete twin, and the summary says
+    whether the robot's kinematics or the free fit (at the robot's size) were written."""
+    from twin.build import main as build_main
+    from twin.pipeline import known_robot
+    from twin.validate import check_pybullet
+
+    root, _, _ = built
+    capsys.readouterr()
+    out = root / "known" / "robot.urdf"
+    assert build_main([str(root / "clip.mp4"), "-o", str(out), "--robot", "ur10"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("robot: ur10")]
+    assert len(lines) == 1, lines
+    from kinematics.urdf_read import chain_model_from_urdf
+
+    model = chain_model_from_urdf(out)
+    robot = known_robot("ur10")
+    if "worse than a free fit" in lines[0]:
+        length = np.linalg.norm(np.diff(model.node_positions(np.zeros(model.n_joints)), axis=0), axis=1).sum()
+        assert length == pytest.approx(robot.chain_length_m, rel=1e-3)
+    else:
+        assert model.joint_names == robot.joints.names
+    assert check_pybullet(out).ok

@@ -129,3 +129,21 @@ def test_build_refuses_a_bad_robot_option_before_reading_the_video(tmp_path, cap
     assert code == getattr(errors, error).exit_code, err
     assert err.count("\n") == 1 and text in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_pipeline_keeps_the_free_fit_at_the_robots_size_when_the_robot_explains_less(ur5, monkeypatch):
+    """Where the robot's fit lies farther from the tracks than KNOWN_SLACK x the free fit's, the
+    free fit is kept (its chain as long as the robot's) and a note says so."""
+    import kinematics.fit_known as fk
+    from detection.robots import ROBOTS, resolved_urdf
+    from kinematics.urdf_read import chain_model_from_urdf
+    from twin.pipeline import fit_observed, observe
+
+    monkeypatch.setattr(fk, "KNOWN_SLACK", 0.0)  # no fit is that close: the free one must be kept
+    model = chain_model_from_urdf(resolved_urdf(ROBOTS["ur5"]))
+    seq = make_sequence(model, n_frames=30, seed=6, noise_px=1.0, elevation_deg=20.0)
+    _, fit = fit_observed(observe(seq.detections, seq.image_size), K=seq.K, robot=ur5)
+    assert fit.model.joint_names != ur5.joints.names
+    assert len(fit.notes) == 1 and "explain the tracked joints worse than a free fit" in fit.notes[0]
+    length = np.linalg.norm(np.diff(fit.node_positions(0), axis=0), axis=1).sum()
+    assert length == pytest.approx(ur5.chain_length_m, rel=1e-6)

@@ -239,7 +239,7 @@ def build(args: argparse.Namespace) -> int:
         f"frames used: {solved} of {observed.frames_read} read ({fps:.1f} frames/s detect+track, fit {timings['fit_s']:.1f} s)\n"
         f"fit residual: median {np.median(res) if len(res) else float('nan'):.2f} px, worst {res.max() if len(res) else float('nan'):.2f} px\n"
         + "".join(f"{n}\n" for n in fit.notes)
-        + (keypoints_note(fit.model.n_nodes) if robot is None else "")
+        + keypoints_note(fit.model.n_nodes)
         + f"wrote {urdf}, {urdf.parent / 'meshes'}/, {motion}"
         + (f", {overlay}" if overlay else "")
     )

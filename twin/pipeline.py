@@ -147,7 +147,8 @@ def _with_robot(chain, fit, robot):
     fit.notes.append(
         f"robot: {robot.name}'s link lengths and joint axes explain the tracked joints worse than a free fit (its "
         f"skeleton {s_known:.1f} px from them on average, the free fit's {s_free:.1f} px), so the free fit was "
-        "written; check the robot's name, or film the whole arm from one steady camera"
+        "written at the robot's size; check the robot's name. On the shipped detector's tracks this is the usual "
+        "outcome (README 'Where the targets stand'); a steady camera and a detector fine-tuned on your robot help"
     )
     return chain, fit
 
@@ -157,13 +158,18 @@ def fit_observed(observed: Observed, K=None, fov_deg: float = 60.0, scale=None, 
     detections (``FILL_SPARSE_ROWS``); for a long video (``observed.window`` set) the
     chain and fit of its window, then every other frame solved alone (see twin.follow).
 
-    robot: a ``kinematics.fit_known.KnownRobot``: the free fit is then the start of a fit
-    with that robot's lengths and axes (``_with_robot``); ``scale`` must be None (the
-    robot's metres)."""
+    robot: a ``kinematics.fit_known.KnownRobot``: the free fit (scaled to the robot's chain
+    length) is then the start of a fit with that robot's lengths and axes (``_with_robot``);
+    ``scale`` must be None."""
     from kinematics.chain import build_chain
+    from kinematics.fit import ScaleSpec
     from kinematics.fit_long import fit_video
     from twin.follow import follow
 
+    if robot is not None:
+        if scale is not None:
+            raise ValueError("fit_observed: give scale or robot, not both (the robot gives the scale)")
+        scale = ScaleSpec(chain_length_m=robot.chain_length_m)
     chain = build_chain(observed.tracks, link_boxes_for(observed))
     sizes = joint_box_sizes(observed, chain.tracks) if BOX_SIZE_CUE else None
     fit = fit_video(chain, K=K, fov_deg=fov_deg, scale=scale, box_size_px=sizes)
