@@ -154,6 +154,7 @@ def score(run: PathRun, gt: dict, tau: float = TAU) -> dict:
     out["count_ok"] = bool(joint_count_ok(fit, gt["n_keypoints"]))
     out["nodes"] = int(fit.model.n_nodes)
     out["distinct_joints"] = int(distinct_count(fit.model.joint_positions(np.zeros(fit.model.n_joints))))
+    out["notes"] = list(fit.notes)
     out["solved"] = float(np.isfinite(fit.q).all(axis=1).sum() / T)
     res = fit.residual_px[np.isfinite(fit.residual_px)]
     out["resid_px_p50"] = float(np.median(res)) if len(res) else float("nan")
