@@ -147,3 +147,17 @@ def test_pipeline_keeps_the_free_fit_at_the_robots_size_when_the_robot_explains_
     assert len(fit.notes) == 1 and "explain the tracked joints worse than a free fit" in fit.notes[0]
     length = np.linalg.norm(np.diff(fit.node_positions(0), axis=0), axis=1).sum()
     assert length == pytest.approx(ur5.chain_length_m, rel=1e-6)
+
+
+def test_known_robot_fit_of_a_long_video_solves_every_row_from_keyframes(ur5, ur5_video, monkeypatch):
+    """Beyond ``MAX_FIT_FRAMES`` rows the robot's fit adjusts keyframes and solves every row
+    alone (``fit_long.solve_rows``), as the free fit does."""
+    import kinematics.fit_known as fk
+
+    seq, chain, free = ur5_video
+    monkeypatch.setattr(fk, "MAX_FIT_FRAMES", 20)
+    _, fit = fk.fit_known(chain, free, ur5)
+    assert fit.q.shape[0] == len(seq.q) and np.isfinite(fit.q).all(axis=1).mean() > 0.95
+    length = float(np.linalg.norm(np.diff(seq.xyz_true[0], axis=0), axis=1).sum())
+    assert error_3d(twin_world(fit, len(seq.q)), seq.xyz_true, length) < 0.05
+    assert np.nanmedian(fit.residual_px) < 3.0
