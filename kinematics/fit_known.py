@@ -142,13 +142,12 @@ def _adjust(st: ChainState, K: np.ndarray, uv: np.ndarray, lam: float, max_nfev:
     )[1]  # fmt: skip
 
 
-def _pose_2d(robot: KnownRobot, cam: np.ndarray, K: np.ndarray, uv: np.ndarray, rng) -> np.ndarray:
-    """(T, J) angles solving each row's keypoints ``uv`` (T, M, 2) under camera ``cam``, row
-    after row: the best of random poses for the first row, then of the previous row's pose
-    and perturbations of it (a pose change between rows costs ``IK_STEP_PX`` per radian)."""
-    st = robot.state
-    J = len(st.jn)
-    model, _ = _to_model(st, st.q, np.ones(1, bool), robot.joints)
+def _pose_2d(model: ChainModel, cam: np.ndarray, K: np.ndarray, uv: np.ndarray, rng) -> np.ndarray:
+    """(T, J) angles of the robot's ``model`` (built in ``_starts``) solving each row's keypoints
+    ``uv`` (T, M, 2) under camera ``cam``, row after row: the best of random poses for the
+    first row, then of the previous row's pose and perturbations of it (a pose change between
+    rows costs ``IK_STEP_PX`` per radian)."""
+    J = model.n_joints
     wTc = cam_to_world_T_camera(cam)
     q = np.zeros((len(uv), J))
     prev = None
@@ -172,12 +171,11 @@ def _pose_2d(robot: KnownRobot, cam: np.ndarray, K: np.ndarray, uv: np.ndarray, 
     return q
 
 
-def _pose_3d(robot: KnownRobot, X: np.ndarray, iterations: int = 30) -> np.ndarray:
-    """(T, J) angles bringing the robot's keypoints nearest the points ``X`` (T, M, 3; NaN
-    rows of keypoints unmatched), row after row (Gauss-Newton from the previous row's pose)."""
-    st = robot.state
-    J = len(st.jn)
-    model, _ = _to_model(st, st.q, np.ones(1, bool), robot.joints)
+def _pose_3d(model: ChainModel, X: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """(T, J) angles bringing the keypoints of the robot's ``model`` (built in ``_starts``) nearest
+    the points ``X`` (T, M, 3; NaN rows of keypoints unmatched), row after row (Gauss-Newton
+    from the previous row's pose)."""
+    J = model.n_joints
     seen = np.isfinite(X[0, :, 0])
     q = np.zeros((len(X), J))
     prev = np.zeros(J)
@@ -203,14 +201,15 @@ def _starts(robot: KnownRobot, free: ChainState, node_of: np.ndarray, K: np.ndar
     X[:, has] = fk_nodes(free.P, free.jn, free.ax, free.q)[:, node_of[has]]
     scale = 1.0 / max(float(np.linalg.norm(np.diff(X[0, has], axis=0), axis=1).sum()), 1e-9)
     cam = np.r_[free.cam[:3], free.cam[3:] * scale]
+    model = _to_model(robot.state, robot.state.q, np.ones(1, bool), robot.joints)[0]  # the fit's units
     st = robot.state.copy()
-    st.q, st.cam = _pose_3d(robot, X * scale), cam
+    st.q, st.cam = _pose_3d(model, X * scale), cam
     out = [("3d", st)]
     cams = [("2d", cam)] + [(f"elevation {e:g}", initial_camera(K, uv, e, 1.0)) for e in KNOWN_ELEVATIONS_DEG]
     for tag, c in cams:
         st = robot.state.copy()
         st.cam = c
-        st.q = _pose_2d(robot, c, K, uv, rng)
+        st.q = _pose_2d(model, c, K, uv, rng)
         out.append((tag, st))
     return out
 

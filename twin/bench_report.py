@@ -45,12 +45,6 @@ def _pair(row: dict, key: str, fmt: str = "{:.3f}") -> str:
     return " / ".join(cells)
 
 
-def _known_written(s) -> bool:
-    """Whether a scored run wrote the known robot's fit (``twin.pipeline._with_robot``'s note)."""
-    notes = s.get("notes", []) if isinstance(s, dict) else []
-    return any(n.startswith("robot: ") and "worse than a free fit" not in n for n in notes)
-
-
 def _joints(s) -> str:
     if not isinstance(s, dict) or "kp_pck" not in s:
         return "n/a"
@@ -100,7 +94,11 @@ def markdown(report: dict) -> str:
         if isinstance(r.get(p), dict) and r[p].get("error")
     ]
     if report["settings"].get("known_robot"):
-        counts = {p: [_known_written(r[p]) for r in rows if isinstance(r.get(p), dict)] for p in PATHS}
+        from twin.pipeline import wrote_known_robot
+
+        counts = {
+            p: [wrote_known_robot(r[p].get("notes", [])) for r in rows if isinstance(r.get(p), dict)] for p in PATHS
+        }
         said = ", ".join(f"{p} path {sum(c)} of {len(c)}" for p, c in counts.items() if c)
         lines += [
             "",

@@ -129,6 +129,15 @@ def known_robot(name_or_path: str):
     return KnownRobot.from_model(spec.name, chain_model_from_urdf(resolved_urdf(spec)))
 
 
+FREE_FIT_KEPT = "explain the tracked joints worse than a free fit"  # in the note of a fallback
+
+
+def wrote_known_robot(notes: list[str]) -> bool:
+    """Whether a fit's ``notes`` say it is the known robot's fit (``_with_robot``), not the
+    free fit it fell back to."""
+    return any(n.startswith("robot: ") and FREE_FIT_KEPT not in n for n in notes)
+
+
 def _with_robot(chain, fit, robot):
     """(chain, fit) of the known ``robot`` started from the free ``fit`` (``kinematics.fit_known``),
     or the free ones, with a note, where the robot's fit explains the tracks clearly worse
@@ -145,7 +154,7 @@ def _with_robot(chain, fit, robot):
         )
         return known_chain, known
     fit.notes.append(
-        f"robot: {robot.name}'s link lengths and joint axes explain the tracked joints worse than a free fit (its "
+        f"robot: {robot.name}'s link lengths and joint axes {FREE_FIT_KEPT} (its "
         f"skeleton {s_known:.1f} px from them on average, the free fit's {s_free:.1f} px), so the free fit was "
         "written at the robot's size; check the robot's name. On the shipped detector's tracks this is the usual "
         "outcome (README 'Where the targets stand'); a steady camera and a detector fine-tuned on your robot help"
